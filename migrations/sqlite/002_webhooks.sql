@@ -1,0 +1,2 @@
+-- The webhook inbox (filled in by the webhooks issue).
+SELECT 1;

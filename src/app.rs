@@ -1,0 +1,183 @@
+//! The application: shared state, the router with its middleware, and `serve`, which takes an
+//! already-bound listener so tests run the real thing on port 0.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
+
+use crate::biz::BizClient;
+use crate::catalog::CatalogCache;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::{ApiError, PROBLEM_JSON, problem_response};
+use crate::telemetry;
+use crate::tenant::TenantResolver;
+
+/// Request bodies larger than this get 413 `payload_too_large` (CONTRACT §4).
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub biz: BizClient,
+    pub catalog: CatalogCache,
+    pub tenants: TenantResolver,
+    pub clock: SharedClock,
+}
+
+impl AppState {
+    pub fn new(config: Config, db: Db) -> anyhow::Result<Self> {
+        Self::with_clock(config, db, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(config: Config, db: Db, clock: SharedClock) -> anyhow::Result<Self> {
+        // Metric handles created below must find the recorder installed.
+        telemetry::metrics_handle();
+        let biz = BizClient::new(&config.biz)?;
+        let catalog =
+            CatalogCache::new(db.clone(), biz.clone(), clock.clone(), config.cache.clone());
+        let tenants = TenantResolver::new(db.clone(), &config.base_domain);
+        Ok(Self {
+            config: Arc::new(config),
+            db,
+            biz,
+            catalog,
+            tenants,
+            clock,
+        })
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(crate::catalog::routes())
+        .merge(crate::webhooks::routes())
+        .merge(crate::booking::routes())
+        .merge(crate::analytics::routes())
+        .merge(crate::admin::routes())
+        .merge(crate::ops::routes())
+        .fallback(|| async { ApiError::NotFound("no route matches this path".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .route_layer(middleware::from_fn(record_route))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a handler panicked");
+            ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
+        .layer(middleware::from_fn(problem_for_framework_errors))
+        .layer(middleware::from_fn(request_context))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// `x-request-id` in and out, one span per request, and the request metrics.
+async fn request_context(request: Request, next: Next) -> Response {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .filter(|v| telemetry::is_acceptable_request_id(v.as_bytes()))
+        .cloned()
+        .unwrap_or_else(telemetry::new_request_id);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id.to_str().unwrap_or(""),
+        method = %request.method(),
+        route = tracing::field::Empty,
+        store = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    span.record("status", status);
+    let route = response
+        .extensions()
+        .get::<RouteLabel>()
+        .map_or("unmatched", |r| r.0.as_str())
+        .to_string();
+    telemetry::record_request(&route, status, started.elapsed());
+    span.in_scope(|| {
+        tracing::debug!(
+            status,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "answered"
+        )
+    });
+    response.headers_mut().insert("x-request-id", request_id);
+    response
+}
+
+#[derive(Clone)]
+struct RouteLabel(String);
+
+/// Runs after routing, so the matched pattern (never the raw path) labels the metrics.
+async fn record_route(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string());
+    if let Some(route) = &route {
+        tracing::Span::current().record("route", route.as_str());
+    }
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(RouteLabel(route));
+    }
+    response
+}
+
+/// Rewrites error answers that did not come from `ApiError` (the router's 405, a layer's 413,
+/// a panic's 500) into problem+json, so clients meet one error format.
+async fn problem_for_framework_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (code, detail) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "no route matches this path"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "the method is not allowed on this route",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("invalid_request", "unsupported content type"),
+        s if s.is_client_error() => ("invalid_request", "the request could not be understood"),
+        _ => (
+            "internal_error",
+            "an internal error occurred; it has been logged",
+        ),
+    };
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let mut problem = problem_response(status, code, detail);
+    if let Some(allow) = allow {
+        problem.headers_mut().insert(header::ALLOW, allow);
+    }
+    problem
+}

@@ -1,0 +1,309 @@
+//! The Biz API client (CONTRACT §7): bearer auth, a per-request timeout, cursor pagination
+//! joined in order, and errors classified by what the caller should do about them.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use url::Url;
+
+use crate::catalog::Resource;
+use crate::config::{BizConfig, Secret};
+
+/// Lists longer than this many pages are refused rather than followed forever.
+pub const MAX_PAGES: usize = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BizError {
+    /// Timeout, connection failure, 5xx, or an answer we cannot read: try again later.
+    #[error("Biz is unavailable: {0}")]
+    Unavailable(String),
+    #[error("Biz has no such item")]
+    NotFound,
+    /// 409: the request clashes with Biz's state (a taken slot).
+    #[error("Biz refused the request as conflicting")]
+    Conflict,
+    /// Another 4xx: Biz understood and refused; `detail` is Biz's reason.
+    #[error("Biz rejected the request ({status}): {detail}")]
+    Rejected { status: u16, detail: String },
+    /// 401/403: our API key is wrong. Logged loudly; callers treat it as unavailable.
+    #[error("Biz refused our credentials ({0}); check MANGO_BIZ_API_KEY")]
+    Misconfigured(u16),
+}
+
+impl BizError {
+    /// Whether a cached copy may stand in for the answer (serve-stale).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Misconfigured(_))
+    }
+}
+
+/// One item of a list: Biz's JSON, untouched, with the id the cache keys it by.
+#[derive(Debug, Clone)]
+pub struct BizItem {
+    pub id: String,
+    pub json: Box<RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Page {
+    data: Vec<Box<RawValue>>,
+    #[serde(default)]
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct One {
+    data: Box<RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ItemId {
+    id: serde_json::Value,
+}
+
+fn item_id(json: &RawValue) -> Result<String, BizError> {
+    match serde_json::from_str::<ItemId>(json.get()).map(|i| i.id) {
+        Ok(serde_json::Value::String(s)) if !s.is_empty() => Ok(s),
+        Ok(serde_json::Value::Number(n)) => Ok(n.to_string()),
+        _ => Err(BizError::Unavailable(
+            "Biz listed an item without an id".into(),
+        )),
+    }
+}
+
+#[derive(Clone)]
+pub struct BizClient {
+    http: reqwest::Client,
+    base: Url,
+    api_key: Secret,
+}
+
+impl BizClient {
+    pub fn new(config: &BizConfig) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .user_agent(concat!("mango-store/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            base: config.base_url.clone(),
+            api_key: config.api_key.clone(),
+        })
+    }
+
+    /// `BASE/biz-api/v1/SEGMENTS…`, each segment percent-encoded (ids are not trusted).
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        url.set_query(None);
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty()
+                .extend(["biz-api", "v1"])
+                .extend(segments);
+        }
+        url
+    }
+
+    async fn send(
+        &self,
+        what: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<bytes::Bytes, BizError> {
+        let started = Instant::now();
+        let result = self.send_inner(request).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(BizError::NotFound) => "not_found",
+            Err(BizError::Conflict) => "conflict",
+            Err(BizError::Rejected { .. }) => "rejected",
+            Err(BizError::Misconfigured(_)) => "unauthorized",
+            Err(BizError::Unavailable(_)) => "unavailable",
+        };
+        metrics::counter!("mango_biz_requests_total", "call" => what, "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("mango_biz_request_duration_seconds", "call" => what)
+            .record(started.elapsed().as_secs_f64());
+        if let Err(err) = &result {
+            match err {
+                BizError::Misconfigured(_) => {
+                    tracing::error!(call = what, error = %err, "Biz refused our API key")
+                }
+                BizError::Unavailable(_) => {
+                    tracing::warn!(call = what, error = %err, "Biz call failed")
+                }
+                _ => tracing::debug!(call = what, error = %err, "Biz refused"),
+            }
+        }
+        result
+    }
+
+    async fn send_inner(&self, request: reqwest::RequestBuilder) -> Result<bytes::Bytes, BizError> {
+        let response = request
+            .bearer_auth(self.api_key.expose())
+            .send()
+            .await
+            .map_err(|e| {
+                BizError::Unavailable(if e.is_timeout() {
+                    "timed out".into()
+                } else if e.is_connect() {
+                    "connection failed".into()
+                } else {
+                    "request failed".into()
+                })
+            })?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| {
+            BizError::Unavailable(if e.is_timeout() {
+                "timed out reading the body".into()
+            } else {
+                "body read failed".into()
+            })
+        })?;
+        match status {
+            s if s.is_success() => Ok(body),
+            StatusCode::NOT_FOUND => Err(BizError::NotFound),
+            StatusCode::CONFLICT => Err(BizError::Conflict),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                Err(BizError::Misconfigured(status.as_u16()))
+            }
+            s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
+                Err(BizError::Unavailable(format!("status {}", s.as_u16())))
+            }
+            s => Err(BizError::Rejected {
+                status: s.as_u16(),
+                detail: rejection_detail(&body),
+            }),
+        }
+    }
+
+    /// Every item of a resource, all pages joined in Biz's order.
+    pub async fn list(
+        &self,
+        business_id: &str,
+        resource: Resource,
+    ) -> Result<Vec<BizItem>, BizError> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut url = self.url(&[resource.as_str()]);
+            {
+                let mut query = url.query_pairs_mut();
+                query.append_pair("business_id", business_id);
+                if let Some(c) = &cursor {
+                    query.append_pair("cursor", c);
+                }
+            }
+            let body = self.send("list", self.http.get(url)).await?;
+            let page: Page = serde_json::from_slice(&body).map_err(|_| {
+                BizError::Unavailable("Biz sent a list page that is not valid JSON".into())
+            })?;
+            for json in page.data {
+                items.push(BizItem {
+                    id: item_id(&json)?,
+                    json,
+                });
+            }
+            match page.next_cursor {
+                Some(next) if cursor.as_deref() == Some(next.as_str()) => {
+                    return Err(BizError::Unavailable("Biz repeated a cursor".into()));
+                }
+                Some(next) => cursor = Some(next),
+                None => return Ok(items),
+            }
+        }
+        Err(BizError::Unavailable(format!(
+            "the list has more than {MAX_PAGES} pages"
+        )))
+    }
+
+    /// One item, untouched.
+    pub async fn item(
+        &self,
+        business_id: &str,
+        resource: Resource,
+        id: &str,
+    ) -> Result<Box<RawValue>, BizError> {
+        let mut url = self.url(&[resource.as_str(), id]);
+        url.query_pairs_mut()
+            .append_pair("business_id", business_id);
+        let body = self.send("item", self.http.get(url)).await?;
+        serde_json::from_slice::<One>(&body)
+            .map(|one| one.data)
+            .map_err(|_| BizError::Unavailable("Biz sent an item that is not valid JSON".into()))
+    }
+
+    /// `POST /bookings` with the draft id as `Idempotency-Key`; answers Biz's `data`.
+    pub async fn create_booking(
+        &self,
+        idempotency_key: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, BizError> {
+        let request = self
+            .http
+            .post(self.url(&["bookings"]))
+            .header("Idempotency-Key", idempotency_key)
+            .json(body);
+        let body = self.send("create_booking", request).await?;
+        serde_json::from_slice::<One>(&body)
+            .ok()
+            .and_then(|one| serde_json::from_str(one.data.get()).ok())
+            .ok_or_else(|| {
+                BizError::Unavailable("Biz sent a booking answer that is not valid JSON".into())
+            })
+    }
+}
+
+/// Biz's own reason from a 4xx body (`detail`, else `error`, else `message`), kept short.
+fn rejection_detail(body: &[u8]) -> String {
+    let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let text = ["detail", "error", "message"]
+        .iter()
+        .find_map(|k| value.get(k).and_then(|v| v.as_str()))
+        .unwrap_or("no reason given");
+    text.chars().take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(base: &str) -> BizClient {
+        BizClient::new(&BizConfig {
+            base_url: base.parse().unwrap(),
+            api_key: Secret::new("k"),
+            timeout: Duration::from_secs(1),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn ids_are_encoded_as_one_path_segment() {
+        let c = client("http://biz.local/prefix/");
+        let url = c.url(&["services", "../admin?x=1#y"]);
+        assert_eq!(
+            url.as_str(),
+            "http://biz.local/prefix/biz-api/v1/services/..%2Fadmin%3Fx=1%23y"
+        );
+    }
+
+    #[test]
+    fn item_ids_may_be_strings_or_numbers() {
+        let raw = |s: &str| RawValue::from_string(s.to_string()).unwrap();
+        assert_eq!(item_id(&raw(r#"{"id":"svc_1"}"#)).unwrap(), "svc_1");
+        assert_eq!(item_id(&raw(r#"{"id":42}"#)).unwrap(), "42");
+        assert!(item_id(&raw(r#"{"name":"x"}"#)).is_err());
+        assert!(item_id(&raw(r#"{"id":""}"#)).is_err());
+    }
+
+    #[test]
+    fn rejection_detail_prefers_detail() {
+        assert_eq!(
+            rejection_detail(br#"{"error":"bad","detail":"slot in past"}"#),
+            "slot in past"
+        );
+        assert_eq!(rejection_detail(b"not json"), "no reason given");
+    }
+}

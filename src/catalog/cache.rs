@@ -1,0 +1,493 @@
+//! The read path: memory (moka), then the SQL cache tables, then Biz — and the one
+//! invalidation entry point that webhooks and the admin purge call.
+//!
+//! Three hazards shape this file:
+//! - **Stampedes.** Concurrent misses on a key join one fill. The fill runs in its own task,
+//!   so a client that disconnects never cancels it or stalls the key for the others.
+//! - **Invalidation races.** A fill reads the generation of its `(store, resource)` *before*
+//!   it reads SQL or asks Biz. Memory entries carry that generation and stop being served the
+//!   moment an invalidation bumps it; the SQL write is conditional on the database's own
+//!   generation, checked in the write's transaction. So a fill that began before an
+//!   invalidation is never served after it, from memory or from SQL.
+//! - **Biz outages.** A copy within TTL + stale window is served as STALE; after a failed
+//!   refresh the next readers get that copy at once instead of waiting on Biz again.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use moka::Expiry;
+
+use super::entry::{Entry, EntryKind, ResourceSlot, item_body, list_body};
+use super::resource::{CacheKey, Resource};
+use crate::biz::{BizClient, BizError};
+use crate::clock::SharedClock;
+use crate::config::CacheConfig;
+use crate::db::{CachedItem, Db, DbError, Scope};
+
+/// After a failed refresh, how long readers get the stale copy without a new Biz call.
+const RETRY_BACKOFF_MS: i64 = 5_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    Hit,
+    Miss,
+    Stale,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "HIT",
+            Self::Miss => "MISS",
+            Self::Stale => "STALE",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    pub entry: Arc<Entry>,
+    pub status: CacheStatus,
+}
+
+/// Nothing can be served: Biz failed and no copy is young enough.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
+
+/// The store a read is for: its id and the Biz business behind it.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub store_id: i64,
+    pub business_id: Arc<str>,
+}
+
+type FillResult = Result<Lookup, Unavailable>;
+
+struct Pending {
+    fill_id: u64,
+    generation: u64,
+    result: Shared<BoxFuture<'static, FillResult>>,
+}
+
+struct EntryLifetime;
+
+impl Expiry<CacheKey, Arc<Entry>> for EntryLifetime {
+    fn expire_after_create(
+        &self,
+        _: &CacheKey,
+        entry: &Arc<Entry>,
+        _: Instant,
+    ) -> Option<Duration> {
+        let left = entry.usable_until_ms - crate::clock::unix_ms_now();
+        Some(Duration::from_millis(left.max(1) as u64))
+    }
+    fn expire_after_update(
+        &self,
+        key: &CacheKey,
+        entry: &Arc<Entry>,
+        now: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(key, entry, now)
+    }
+}
+
+struct Inner {
+    memory: moka::future::Cache<CacheKey, Arc<Entry>>,
+    slots: Mutex<HashMap<(i64, Resource), Arc<ResourceSlot>>>,
+    pending: Mutex<HashMap<CacheKey, Pending>>,
+    next_fill_id: AtomicU64,
+    coalesced: metrics::Counter,
+    db: Db,
+    biz: BizClient,
+    clock: SharedClock,
+    config: CacheConfig,
+}
+
+#[derive(Clone)]
+pub struct CatalogCache {
+    inner: Arc<Inner>,
+}
+
+impl CatalogCache {
+    pub fn new(db: Db, biz: BizClient, clock: SharedClock, config: CacheConfig) -> Self {
+        let memory = moka::future::Cache::builder()
+            .max_capacity(config.max_entries)
+            .expire_after(EntryLifetime)
+            .eviction_listener(|_, _, cause| {
+                if cause.was_evicted() {
+                    metrics::counter!("mango_cache_evictions_total").increment(1);
+                }
+            })
+            .build();
+        Self {
+            inner: Arc::new(Inner {
+                memory,
+                slots: Mutex::default(),
+                pending: Mutex::default(),
+                next_fill_id: AtomicU64::new(1),
+                coalesced: metrics::counter!("mango_cache_fills_coalesced_total"),
+                db,
+                biz,
+                clock,
+                config,
+            }),
+        }
+    }
+
+    fn slot(&self, store_id: i64, resource: Resource) -> Arc<ResourceSlot> {
+        let mut slots = self.inner.slots.lock().expect("slots lock");
+        slots.entry((store_id, resource)).or_default().clone()
+    }
+
+    /// Serves a key: memory, else SQL, else Biz (see the module docs for the rules).
+    pub async fn get(&self, tenant: &Tenant, key: CacheKey) -> Result<Lookup, Unavailable> {
+        let now = self.inner.clock.now_ms();
+        let resource = key.resource;
+        let mut stale = None;
+        if let Some(entry) = self.inner.memory.get(&key).await.filter(|e| e.is_current()) {
+            if now < entry.fresh_until_ms {
+                return Ok(self.counted(entry, CacheStatus::Hit, resource));
+            }
+            if entry.kind == EntryKind::Found && now < entry.usable_until_ms {
+                if entry.retry_deferred(now) {
+                    return Ok(self.counted(entry, CacheStatus::Stale, resource));
+                }
+                stale = Some(entry);
+            }
+        }
+        let lookup = self.fill(tenant, key, stale).await?;
+        Ok(self.counted(lookup.entry, lookup.status, resource))
+    }
+
+    fn counted(&self, entry: Arc<Entry>, status: CacheStatus, resource: Resource) -> Lookup {
+        let counter = match status {
+            CacheStatus::Hit => &entry.slot().hits,
+            CacheStatus::Miss => &entry.slot().misses,
+            CacheStatus::Stale => &entry.slot().stale,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("mango_cache_requests_total", "resource" => resource.as_str(), "result" => status.as_str())
+            .increment(1);
+        Lookup { entry, status }
+    }
+
+    /// Joins the fill in flight for this key and generation, or starts one in its own task.
+    async fn fill(&self, tenant: &Tenant, key: CacheKey, stale: Option<Arc<Entry>>) -> FillResult {
+        let slot = self.slot(key.store_id, key.resource);
+        let generation = slot.generation();
+        let result = {
+            let mut pending = self.inner.pending.lock().expect("pending lock");
+            match pending.get(&key) {
+                // A fill begun under an older generation may carry pre-invalidation data:
+                // new readers never join it.
+                Some(p) if p.generation == generation => {
+                    self.inner.coalesced.increment(1);
+                    p.result.clone()
+                }
+                _ => {
+                    let fill_id = self.inner.next_fill_id.fetch_add(1, Ordering::Relaxed);
+                    let this = self.clone();
+                    let (tenant, task_key) = (tenant.clone(), key.clone());
+                    let task = tokio::spawn(async move {
+                        let result = this
+                            .run_fill(&tenant, &task_key, slot, generation, stale)
+                            .await;
+                        this.finish(&task_key, fill_id);
+                        result
+                    });
+                    let result = async move {
+                        task.await
+                            .unwrap_or_else(|_| Err(Unavailable("the cache fill failed".into())))
+                    }
+                    .boxed()
+                    .shared();
+                    pending.insert(
+                        key,
+                        Pending {
+                            fill_id,
+                            generation,
+                            result: result.clone(),
+                        },
+                    );
+                    result
+                }
+            }
+        };
+        result.await
+    }
+
+    fn finish(&self, key: &CacheKey, fill_id: u64) {
+        let mut pending = self.inner.pending.lock().expect("pending lock");
+        if pending.get(key).is_some_and(|p| p.fill_id == fill_id) {
+            pending.remove(key);
+        }
+    }
+
+    async fn run_fill(
+        &self,
+        tenant: &Tenant,
+        key: &CacheKey,
+        slot: Arc<ResourceSlot>,
+        generation: u64,
+        mut stale: Option<Arc<Entry>>,
+    ) -> FillResult {
+        let inner = &self.inner;
+        let now = inner.clock.now_ms();
+        let make = |kind, body, fresh_until_ms, usable_until_ms| {
+            Arc::new(Entry::new(
+                kind,
+                body,
+                fresh_until_ms,
+                usable_until_ms,
+                slot.clone(),
+                generation,
+            ))
+        };
+
+        // SQL second. Its generation guards our write of whatever Biz answers.
+        let sql = self.read_sql(tenant.store_id, key).await;
+        let db_generation = sql.as_ref().ok().map(|(_, g)| *g);
+        if let Ok((Some(row), _)) = sql {
+            let entry = make(
+                EntryKind::Found,
+                row.body,
+                row.fresh_until_ms,
+                row.usable_until_ms,
+            );
+            if now < row.fresh_until_ms {
+                self.remember(key, entry.clone()).await;
+                return Ok(Lookup {
+                    entry,
+                    status: CacheStatus::Hit,
+                });
+            }
+            if now < row.usable_until_ms && stale.is_none() {
+                stale = Some(entry);
+            }
+        }
+
+        let fresh_until = now + inner.config.ttl.as_millis() as i64;
+        let usable_until = fresh_until + inner.config.stale.as_millis() as i64;
+        let fetched = match &key.id {
+            None => inner
+                .biz
+                .list(&tenant.business_id, key.resource)
+                .await
+                .map(|items| {
+                    let body = list_body(items.iter().map(|i| i.json.get()));
+                    let rows: Vec<(String, String)> = items
+                        .into_iter()
+                        .map(|i| (i.id, i.json.get().to_string()))
+                        .collect();
+                    (body, SqlWrite::List(rows))
+                }),
+            Some(id) => inner
+                .biz
+                .item(&tenant.business_id, key.resource, id)
+                .await
+                .map(|json| {
+                    (
+                        item_body(json.get()),
+                        SqlWrite::Item {
+                            id: id.to_string(),
+                            payload: json.get().to_string(),
+                        },
+                    )
+                }),
+        };
+        match fetched {
+            Ok((body, write)) => {
+                if let Some(expected) = db_generation {
+                    // Best effort: a database that is down must not fail a read Biz answered.
+                    if let Err(err) = self
+                        .write_sql(
+                            tenant.store_id,
+                            key.resource,
+                            write,
+                            now,
+                            fresh_until,
+                            expected,
+                        )
+                        .await
+                    {
+                        tracing::warn!(error = %err, "could not store a cache fill in SQL");
+                    }
+                }
+                let entry = make(EntryKind::Found, body, fresh_until, usable_until);
+                self.remember(key, entry.clone()).await;
+                Ok(Lookup {
+                    entry,
+                    status: CacheStatus::Miss,
+                })
+            }
+            Err(BizError::NotFound) if key.id.is_some() => {
+                let until = now + inner.config.negative_ttl.as_millis() as i64;
+                let entry = make(EntryKind::NotFound, bytes::Bytes::new(), until, until);
+                self.remember(key, entry.clone()).await;
+                Ok(Lookup {
+                    entry,
+                    status: CacheStatus::Miss,
+                })
+            }
+            Err(err) => match stale {
+                Some(entry) => {
+                    entry.defer_retry(now + RETRY_BACKOFF_MS);
+                    self.remember(key, entry.clone()).await;
+                    Ok(Lookup {
+                        entry,
+                        status: CacheStatus::Stale,
+                    })
+                }
+                None => Err(Unavailable(match err {
+                    BizError::NotFound => "Biz does not know this store's business".into(),
+                    other => other.to_string(),
+                })),
+            },
+        }
+    }
+
+    /// Puts an entry in memory unless an invalidation has already made it obsolete (storing
+    /// it would only push out a newer one).
+    async fn remember(&self, key: &CacheKey, entry: Arc<Entry>) {
+        if entry.is_current() {
+            self.inner.memory.insert(key.clone(), entry).await;
+        }
+    }
+
+    /// Drops everything `scope` covers, in SQL and in memory, before returning. SQL goes first:
+    /// were memory cleared first, a reader could refill it from the SQL row about to be
+    /// deleted. Memory is cleared even when SQL fails, and the SQL error is returned.
+    pub async fn invalidate(&self, store_id: i64, scope: &Scope) -> Result<(), DbError> {
+        let sql = self.inner.db.invalidate_cache(store_id, scope).await;
+        match scope {
+            Scope::Store => Resource::ALL
+                .iter()
+                .for_each(|r| self.slot(store_id, *r).bump()),
+            Scope::Resource(r) | Scope::Item(r, _) => self.slot(store_id, *r).bump(),
+        }
+        sql
+    }
+
+    /// Per-resource counters and memory entries for one store (admin statistics).
+    pub fn stats(&self, store_id: i64) -> Vec<ResourceStats> {
+        let mut entries: HashMap<Resource, u64> = HashMap::new();
+        for (key, entry) in self.inner.memory.iter() {
+            if key.store_id == store_id && entry.is_current() {
+                *entries.entry(key.resource).or_default() += 1;
+            }
+        }
+        Resource::ALL
+            .iter()
+            .map(|r| {
+                let slot = self.slot(store_id, *r);
+                ResourceStats {
+                    resource: *r,
+                    memory_entries: entries.get(r).copied().unwrap_or(0),
+                    hits: slot.hits.load(Ordering::Relaxed),
+                    misses: slot.misses.load(Ordering::Relaxed),
+                    stale: slot.stale.load(Ordering::Relaxed),
+                }
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ResourceStats {
+    pub resource: Resource,
+    pub memory_entries: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub stale: u64,
+}
+
+/// A copy read back from the SQL cache tables.
+struct SqlRow {
+    body: bytes::Bytes,
+    fresh_until_ms: i64,
+    usable_until_ms: i64,
+}
+
+enum SqlWrite {
+    List(Vec<(String, String)>),
+    Item { id: String, payload: String },
+}
+
+impl CatalogCache {
+    async fn read_sql(
+        &self,
+        store_id: i64,
+        key: &CacheKey,
+    ) -> Result<(Option<SqlRow>, i64), DbError> {
+        let stale_ms = self.inner.config.stale.as_millis() as i64;
+        let db = &self.inner.db;
+        let result = match &key.id {
+            None => db
+                .cache_list(store_id, key.resource)
+                .await
+                .map(|(list, g)| {
+                    let row = list.map(|l| SqlRow {
+                        body: list_body(l.items.iter().map(String::as_str)),
+                        fresh_until_ms: l.expires_at_ms,
+                        usable_until_ms: l.expires_at_ms + stale_ms,
+                    });
+                    (row, g)
+                }),
+            Some(id) => db
+                .cache_item(store_id, key.resource, id)
+                .await
+                .map(|(item, g)| {
+                    let row = item.map(|i| SqlRow {
+                        body: item_body(&i.payload),
+                        fresh_until_ms: i.expires_at_ms,
+                        usable_until_ms: i.expires_at_ms + stale_ms,
+                    });
+                    (row, g)
+                }),
+        };
+        if let Err(err) = &result {
+            tracing::warn!(error = %err, "SQL cache read failed; asking Biz");
+        }
+        result
+    }
+
+    async fn write_sql(
+        &self,
+        store_id: i64,
+        resource: Resource,
+        write: SqlWrite,
+        fetched_at_ms: i64,
+        expires_at_ms: i64,
+        expected: i64,
+    ) -> Result<bool, DbError> {
+        let db = &self.inner.db;
+        match write {
+            SqlWrite::List(rows) => {
+                db.put_cache_list(
+                    store_id,
+                    resource,
+                    &rows,
+                    fetched_at_ms,
+                    expires_at_ms,
+                    expected,
+                )
+                .await
+            }
+            SqlWrite::Item { id, payload } => {
+                let item = CachedItem {
+                    payload,
+                    fetched_at_ms,
+                    expires_at_ms,
+                };
+                db.put_cache_item(store_id, resource, &id, &item, expected)
+                    .await
+            }
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! Configuration from `MANGO_*` environment variables, optionally from a TOML file with the
+//! same keys (the environment wins). Every value is parsed once, here, into a typed field; a
+//! bad value names its variable in one line, so an operator knows what to fix.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::db::DatabaseUrl;
+use crate::webhooks::signature::WebhookSecret;
+
+/// A value that must never reach a log line or an error body.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    pub var: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(var: &str, problem: impl Into<String>) -> Self {
+        Self {
+            var: var.to_string(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// The raw key/value pairs, before typing: the TOML file first, the environment over it.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    values: HashMap<String, String>,
+}
+
+impl Settings {
+    /// Reads the process environment and, when given, a TOML file.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut settings = match file {
+            Some(path) => Self::from_toml_file(path)?,
+            None => Self::default(),
+        };
+        for (key, value) in std::env::vars() {
+            if key.starts_with("MANGO_") {
+                settings.values.insert(key, value);
+            }
+        }
+        Ok(settings)
+    }
+
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Self {
+            values: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    pub fn set(&mut self, key: &str, value: impl Into<String>) {
+        self.values.insert(key.to_string(), value.into());
+    }
+
+    fn from_toml_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
+        })?;
+        let table: toml::Table = text.parse().map_err(|e| {
+            ConfigError::new(
+                "--config",
+                format!("{} is not valid TOML: {e}", path.display()),
+            )
+        })?;
+        let mut values = HashMap::new();
+        for (key, value) in table {
+            // Keys may be written `MANGO_CACHE_TTL_SECS` or `cache_ttl_secs`.
+            let upper = key.to_ascii_uppercase();
+            let var = if upper.starts_with("MANGO_") {
+                upper
+            } else {
+                format!("MANGO_{upper}")
+            };
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Array(items) => items
+                    .iter()
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string())
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => {
+                    return Err(ConfigError::new(
+                        &var,
+                        format!("unsupported TOML value {}", other.type_str()),
+                    ));
+                }
+            };
+            values.insert(var, text);
+        }
+        Ok(Self { values })
+    }
+
+    fn get(&self, var: &str) -> Option<&str> {
+        self.values
+            .get(var)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    fn required(&self, var: &str) -> Result<&str, ConfigError> {
+        self.get(var)
+            .ok_or_else(|| ConfigError::new(var, "is required but not set"))
+    }
+
+    fn parse_or<T: std::str::FromStr>(&self, var: &str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        match self.get(var) {
+            None => Ok(default),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|e| ConfigError::new(var, format!("cannot parse {raw:?}: {e}"))),
+        }
+    }
+
+    fn secs(&self, var: &str, default: u64) -> Result<Duration, ConfigError> {
+        self.parse_or::<u64>(var, default).map(Duration::from_secs)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub filter: String,
+    pub json: bool,
+}
+
+impl LogConfig {
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        let json = match s.get("MANGO_LOG_FORMAT") {
+            None | Some("text") | Some("pretty") => false,
+            Some("json") => true,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "MANGO_LOG_FORMAT",
+                    format!("must be `json` or `text`, not {other:?}"),
+                ));
+            }
+        };
+        Ok(Self {
+            filter: s.get("MANGO_LOG").unwrap_or("info").to_string(),
+            json,
+        })
+    }
+}
+
+pub fn database_url(s: &Settings) -> Result<DatabaseUrl, ConfigError> {
+    let raw = s
+        .get("MANGO_DATABASE_URL")
+        .unwrap_or("sqlite://./data/mango-store.db");
+    DatabaseUrl::parse(raw).map_err(|problem| ConfigError::new("MANGO_DATABASE_URL", problem))
+}
+
+#[derive(Debug, Clone)]
+pub struct BizConfig {
+    pub base_url: Url,
+    pub api_key: Secret,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    pub ttl: Duration,
+    pub stale: Duration,
+    pub max_entries: u64,
+    /// How long a Biz 404 for an item is remembered.
+    pub negative_ttl: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(300),
+            stale: Duration::from_secs(86_400),
+            max_entries: 100_000,
+            negative_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub database: DatabaseUrl,
+    pub biz: BizConfig,
+    pub webhook_secrets: Vec<WebhookSecret>,
+    pub webhook_tolerance: Duration,
+    pub admin_token: Secret,
+    pub cache: CacheConfig,
+    pub draft_ttl: Duration,
+    pub base_domain: String,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+    pub log: LogConfig,
+}
+
+impl Config {
+    /// Everything `serve` needs; a missing required variable or a bad value is an error that
+    /// names the variable.
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        let base_url: Url = s
+            .required("MANGO_BIZ_API_URL")?
+            .parse()
+            .map_err(|e| ConfigError::new("MANGO_BIZ_API_URL", format!("not a URL: {e}")))?;
+        if !matches!(base_url.scheme(), "http" | "https") {
+            return Err(ConfigError::new(
+                "MANGO_BIZ_API_URL",
+                "must be an http or https URL",
+            ));
+        }
+        let timeout_ms: u64 = s.parse_or("MANGO_BIZ_TIMEOUT_MS", 3000)?;
+        if timeout_ms == 0 {
+            return Err(ConfigError::new(
+                "MANGO_BIZ_TIMEOUT_MS",
+                "must be greater than 0",
+            ));
+        }
+        let webhook_secrets = s
+            .required("MANGO_WEBHOOK_SECRETS")?
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(WebhookSecret::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|problem| ConfigError::new("MANGO_WEBHOOK_SECRETS", problem))?;
+        if webhook_secrets.is_empty() {
+            return Err(ConfigError::new("MANGO_WEBHOOK_SECRETS", "names no secret"));
+        }
+        let max_entries: u64 = s.parse_or("MANGO_CACHE_MAX_ENTRIES", 100_000)?;
+        if max_entries == 0 {
+            return Err(ConfigError::new(
+                "MANGO_CACHE_MAX_ENTRIES",
+                "must be greater than 0",
+            ));
+        }
+        let base_domain = s
+            .get("MANGO_BASE_DOMAIN")
+            .unwrap_or("mango.localhost")
+            .trim()
+            .trim_start_matches('.')
+            .to_ascii_lowercase();
+        if base_domain.is_empty() {
+            return Err(ConfigError::new("MANGO_BASE_DOMAIN", "must not be empty"));
+        }
+        Ok(Self {
+            bind: s.parse_or("MANGO_BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            database: database_url(s)?,
+            biz: BizConfig {
+                base_url,
+                api_key: Secret::new(s.required("MANGO_BIZ_API_KEY")?),
+                timeout: Duration::from_millis(timeout_ms),
+            },
+            webhook_secrets,
+            webhook_tolerance: s.secs("MANGO_WEBHOOK_TOLERANCE_SECS", 300)?,
+            admin_token: Secret::new(s.required("MANGO_ADMIN_TOKEN")?),
+            cache: CacheConfig {
+                ttl: s.secs("MANGO_CACHE_TTL_SECS", 300)?,
+                stale: s.secs("MANGO_CACHE_STALE_SECS", 86_400)?,
+                max_entries,
+                negative_ttl: CacheConfig::default().negative_ttl,
+            },
+            draft_ttl: s.secs("MANGO_DRAFT_TTL_SECS", 900)?,
+            base_domain,
+            trust_forwarded_for: s.parse_or("MANGO_TRUST_FORWARDED_FOR", false)?,
+            log: LogConfig::from_settings(s)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Settings {
+        Settings::from_pairs([
+            ("MANGO_BIZ_API_URL", "http://127.0.0.1:9000"),
+            ("MANGO_BIZ_API_KEY", "key"),
+            (
+                "MANGO_WEBHOOK_SECRETS",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
+            ("MANGO_ADMIN_TOKEN", "admin"),
+        ])
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let config = Config::from_settings(&base()).unwrap();
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.cache.ttl, Duration::from_secs(300));
+        assert_eq!(config.cache.stale, Duration::from_secs(86_400));
+        assert_eq!(config.biz.timeout, Duration::from_millis(3000));
+        assert_eq!(config.base_domain, "mango.localhost");
+        assert!(matches!(config.database, DatabaseUrl::Sqlite { .. }));
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        for (var, value) in [
+            ("MANGO_CACHE_TTL_SECS", "-1"),
+            ("MANGO_WEBHOOK_SECRETS", "whsec_not base64!"),
+            ("MANGO_DATABASE_URL", "postgres://x/y"),
+            ("MANGO_BIND", "nowhere"),
+            ("MANGO_LOG_FORMAT", "xml"),
+        ] {
+            let mut s = base();
+            s.set(var, value);
+            let err = Config::from_settings(&s).unwrap_err();
+            assert_eq!(err.var, var, "{err}");
+        }
+        let mut s = base();
+        s.set("MANGO_ADMIN_TOKEN", "");
+        assert_eq!(
+            Config::from_settings(&s).unwrap_err().var,
+            "MANGO_ADMIN_TOKEN"
+        );
+    }
+
+    #[test]
+    fn secrets_are_not_debug_printed() {
+        let config = Config::from_settings(&base()).unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
+        assert!(!printed.contains("\"admin\""));
+    }
+}

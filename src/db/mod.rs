@@ -1,0 +1,203 @@
+//! Persistence behind one seam.
+//!
+//! Handlers see only [`Db`], an `Arc<dyn Database>`; the backend is chosen once at start-up
+//! from `MANGO_DATABASE_URL`. Each capability has its own repository trait (stores, cache, …),
+//! and every backend implements all of them. Nothing SQLite-specific leaves `db/sqlite/`:
+//! times cross the seam as Unix milliseconds, JSON as text, errors as [`DbError`].
+
+mod analytics;
+mod drafts;
+mod inbox;
+pub mod sqlite;
+mod url;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use self::analytics::*;
+pub use self::drafts::*;
+pub use self::inbox::*;
+pub use self::url::{DatabaseUrl, MssqlEncrypt, MssqlUrl};
+use crate::catalog::Resource;
+
+pub type Db = Arc<dyn Database>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// A unique constraint refused the write; the string says which value clashed.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database cannot be reached or is locked past its timeout: retryable.
+    #[error("database unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
+    #[error("database error: {0:#}")]
+    Other(anyhow::Error),
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// Opens the backend named by the URL and applies its migrations.
+pub async fn connect(url: &DatabaseUrl) -> anyhow::Result<Db> {
+    match url {
+        DatabaseUrl::Sqlite {
+            path,
+            busy_timeout,
+            pool_size,
+        } => {
+            let db = sqlite::SqliteDb::open(path, *busy_timeout, *pool_size).await?;
+            db.migrate().await?;
+            Ok(Arc::new(db))
+        }
+        DatabaseUrl::Mssql(_) => anyhow::bail!(
+            "MANGO_DATABASE_URL: the SQL Server backend is not available in this build yet"
+        ),
+    }
+}
+
+#[async_trait]
+pub trait Database:
+    StoreRepo + CacheRepo + InboxRepo + DraftRepo + AnalyticsRepo + Send + Sync + 'static
+{
+    /// Applies the migrations that have not run yet; safe when several instances start at once.
+    async fn migrate(&self) -> anyhow::Result<()>;
+    /// Cheap round trip used by `/readyz`.
+    async fn ping(&self) -> DbResult<()>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stores (store_config.store_settings)
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreRecord {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    pub biz_business_id: String,
+    pub template: String,
+    /// JSON object text.
+    pub theme: String,
+    pub custom_domain: Option<String>,
+    pub is_published: bool,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewStore {
+    pub slug: String,
+    pub name: String,
+    pub biz_business_id: String,
+    pub template: String,
+    pub theme: String,
+    pub custom_domain: Option<String>,
+    /// SHA-256 hex of the store API key; the key itself is never stored.
+    pub api_key_hash: String,
+    pub now_ms: i64,
+}
+
+/// A partial update; `None` leaves a field as it is. `custom_domain: Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct StorePatch {
+    pub name: Option<String>,
+    pub template: Option<String>,
+    pub theme: Option<String>,
+    pub custom_domain: Option<Option<String>>,
+    pub is_published: Option<bool>,
+}
+
+#[async_trait]
+pub trait StoreRepo {
+    /// `DbError::Conflict` when the slug or custom domain is taken.
+    async fn create_store(&self, new: NewStore) -> DbResult<StoreRecord>;
+    async fn store_by_slug(&self, slug: &str) -> DbResult<Option<StoreRecord>>;
+    async fn store_by_domain(&self, domain: &str) -> DbResult<Option<StoreRecord>>;
+    async fn store_by_api_key_hash(&self, hash: &str) -> DbResult<Option<StoreRecord>>;
+    async fn stores_by_business(&self, biz_business_id: &str) -> DbResult<Vec<StoreRecord>>;
+    async fn update_store(
+        &self,
+        slug: &str,
+        patch: StorePatch,
+        now_ms: i64,
+    ) -> DbResult<Option<StoreRecord>>;
+    /// Replaces the store's API key hash; the old key stops working at once.
+    async fn set_api_key_hash(&self, slug: &str, hash: &str, now_ms: i64) -> DbResult<bool>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Catalog cache (store_cache.services / products / staff)
+// ---------------------------------------------------------------------------------------------
+
+/// A cached item as stored: Biz's JSON text, untouched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedItem {
+    pub payload: String,
+    pub fetched_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+/// A complete list, items in Biz's order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedList {
+    pub items: Vec<String>,
+    pub fetched_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+/// The generation of a `(store, resource)` pair: bumped by every invalidation of anything in
+/// it. A fill records the generation it read before asking Biz and is stored only if the
+/// generation is still the same, so a fill that raced an invalidation is never written.
+pub type Generation = i64;
+
+/// What an invalidation covers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Everything the store has cached.
+    Store,
+    /// One resource: the list and every item.
+    Resource(Resource),
+    /// One item and the list that contains it.
+    Item(Resource, String),
+}
+
+#[async_trait]
+pub trait CacheRepo {
+    async fn cache_item(
+        &self,
+        store_id: i64,
+        resource: Resource,
+        id: &str,
+    ) -> DbResult<(Option<CachedItem>, Generation)>;
+    async fn cache_list(
+        &self,
+        store_id: i64,
+        resource: Resource,
+    ) -> DbResult<(Option<CachedList>, Generation)>;
+    /// Stores the item if the generation is still `expected`; answers whether it did.
+    async fn put_cache_item(
+        &self,
+        store_id: i64,
+        resource: Resource,
+        id: &str,
+        item: &CachedItem,
+        expected: Generation,
+    ) -> DbResult<bool>;
+    /// Replaces the resource's rows with a complete list (items as `(id, payload)`), if the
+    /// generation is still `expected`; answers whether it did.
+    async fn put_cache_list(
+        &self,
+        store_id: i64,
+        resource: Resource,
+        items: &[(String, String)],
+        fetched_at_ms: i64,
+        expires_at_ms: i64,
+        expected: Generation,
+    ) -> DbResult<bool>;
+    /// Bumps the generation(s) and deletes the covered rows and list records, atomically.
+    async fn invalidate_cache(&self, store_id: i64, scope: &Scope) -> DbResult<()>;
+    /// Rows per resource for the store (admin statistics).
+    async fn cache_row_counts(&self, store_id: i64) -> DbResult<Vec<(Resource, i64)>>;
+    /// Deletes rows that expired before `before_ms` (past the stale window), at most `limit`.
+    async fn purge_expired_cache(&self, before_ms: i64, limit: u32) -> DbResult<u64>;
+}

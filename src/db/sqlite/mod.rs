@@ -1,0 +1,199 @@
+//! The embedded backend: one SQLite file in WAL mode behind a deadpool pool.
+//!
+//! Every query runs on a pooled connection inside `interact`, off the async threads. Writes
+//! that read first (conditional fills, claims) use `BEGIN IMMEDIATE`, so two writers — in this
+//! process or another one on the same file — serialise on SQLite's write lock instead of
+//! failing to upgrade a read lock.
+
+mod analytics;
+mod cache;
+mod drafts;
+mod inbox;
+mod stores;
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use async_trait::async_trait;
+use deadpool_sqlite::{Hook, HookError, Manager, Pool, Runtime};
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+
+use super::{Database, DbError, DbResult};
+
+/// Numbered migrations, applied in order, each once. Never edit one that has landed.
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "001_foundation",
+        include_str!("../../../migrations/sqlite/001_foundation.sql"),
+    ),
+    (
+        "002_webhooks",
+        include_str!("../../../migrations/sqlite/002_webhooks.sql"),
+    ),
+    (
+        "003_booking",
+        include_str!("../../../migrations/sqlite/003_booking.sql"),
+    ),
+    (
+        "004_analytics",
+        include_str!("../../../migrations/sqlite/004_analytics.sql"),
+    ),
+];
+
+#[derive(Clone)]
+pub struct SqliteDb {
+    pool: Pool,
+}
+
+impl SqliteDb {
+    pub async fn open(
+        path: &Path,
+        busy_timeout: Duration,
+        pool_size: usize,
+    ) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!("cannot create the database directory {}", dir.display())
+            })?;
+        }
+        let manager = Manager::from_config(&deadpool_sqlite::Config::new(path), Runtime::Tokio1);
+        let pool = Pool::builder(manager)
+            .max_size(pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(busy_timeout.max(Duration::from_millis(100))))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .post_create(Hook::async_fn(move |conn, _| {
+                Box::pin(async move {
+                    conn.interact(move |c| configure(c, busy_timeout))
+                        .await
+                        .map_err(|e| HookError::message(e.to_string()))?
+                        .map_err(HookError::Backend)
+                })
+            }))
+            .build()
+            .context("cannot build the SQLite pool")?;
+        let db = Self { pool };
+        db.ping()
+            .await
+            .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
+        Ok(db)
+    }
+
+    /// Runs `f` on a pooled connection, off the async threads.
+    pub(crate) async fn call<T, F>(&self, f: F) -> DbResult<T>
+    where
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| DbError::Unavailable(anyhow!("no SQLite connection: {e}")))?;
+        conn.interact(f)
+            .await
+            .map_err(|e| DbError::Other(anyhow!("SQLite task failed: {e}")))?
+            .map_err(map_error)
+    }
+
+    /// Runs `f` inside a `BEGIN IMMEDIATE` transaction, committed when `f` returns `Ok`.
+    pub(crate) async fn write_tx<T, F>(&self, f: F) -> DbResult<T>
+    where
+        F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.call(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn configure(conn: &mut Connection, busy_timeout: Duration) -> rusqlite::Result<()> {
+    conn.busy_timeout(busy_timeout)?;
+    // journal_mode answers with a row, so it is queried rather than executed.
+    let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+}
+
+/// Locked, busy, unopenable or failing storage is "unavailable" (503, retry later); a unique
+/// constraint is a conflict naming the column; anything else is a bug.
+fn map_error(err: rusqlite::Error) -> DbError {
+    if let rusqlite::Error::SqliteFailure(code, message) = &err {
+        match code.code {
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::CannotOpen
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DiskFull
+            | ErrorCode::ReadOnly
+            | ErrorCode::DatabaseCorrupt
+            | ErrorCode::NotADatabase => return DbError::Unavailable(anyhow!(err)),
+            ErrorCode::ConstraintViolation => {
+                if let Some(column) = message
+                    .as_deref()
+                    .and_then(|m| m.strip_prefix("UNIQUE constraint failed: "))
+                {
+                    let column = column.rsplit('.').next().unwrap_or(column);
+                    return DbError::Conflict(format!("{column} is already taken"));
+                }
+            }
+            _ => {}
+        }
+    }
+    DbError::Other(anyhow!(err))
+}
+
+fn apply_migrations(conn: &mut Connection) -> rusqlite::Result<Vec<&'static str>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    TEXT    PRIMARY KEY,
+             applied_at INTEGER NOT NULL
+         )",
+    )?;
+    let mut applied = Vec::new();
+    for (version, sql) in MIGRATIONS {
+        let done: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
+            [version],
+            |r| r.get(0),
+        )?;
+        if !done {
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                rusqlite::params![version, crate::clock::unix_ms_now()],
+            )?;
+            applied.push(*version);
+        }
+    }
+    tx.commit()?;
+    Ok(applied)
+}
+
+#[async_trait]
+impl Database for SqliteDb {
+    async fn migrate(&self) -> anyhow::Result<()> {
+        // One transaction holding the write lock: a second instance starting at the same time
+        // waits, then finds everything applied.
+        let applied = self
+            .call(apply_migrations)
+            .await
+            .context("applying SQLite migrations")?;
+        for version in applied {
+            tracing::info!(version, "applied migration");
+        }
+        Ok(())
+    }
+
+    async fn ping(&self) -> DbResult<()> {
+        self.call(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+            .await
+            .map(|_| ())
+    }
+}

@@ -1,0 +1,1013 @@
+//! An in-process fake of the Mango Biz API (CONTRACT §7), served by the `demo` command from
+//! `fixtures/` and by integration tests as the upstream they break on purpose.
+//!
+//! It is faithful where a careless client would get away with things against a lenient stub:
+//! every request needs the bearer key; lists are paged with opaque cursors that contain `+`,
+//! `/` and `=` (a client that does not URL-encode them gets 400); unknown ids are 404; bookings
+//! are validated (422), checked for overlap (409) and idempotent per `Idempotency-Key` (the
+//! first answer, whatever it was, is replayed). Knobs make routes slow or broken, and every
+//! request is counted so tests can assert how often the store went upstream.
+//!
+//! A booking that "hangs" is created before the fake goes silent, as when a real server's
+//! answer is lost on the way back: only then does a retry with the same key prove it is safe.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path as FsPath;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use rand::Rng as _;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+pub const FIXTURE_BUSINESS_FILE: &str = "business.json";
+
+const RESOURCES: [&str; 3] = ["services", "products", "staff"];
+const DEFAULT_PAGE_SIZE: usize = 8;
+/// Long enough that any sane client timeout fires first.
+const HANG: Duration = Duration::from_secs(3600);
+/// Encodes to "+/+/" in base64, so every cursor needs URL-encoding: an unencoded `+` arrives
+/// as a space and the cursor no longer decodes.
+const CURSOR_MAGIC: [u8; 3] = [0xFB, 0xFF, 0xBF];
+
+/// One business's catalog: items per resource in Biz's order, as serde_json::Value objects.
+#[derive(Clone, Debug, Default)]
+pub struct BizCatalog {
+    pub services: Vec<Value>,
+    pub products: Vec<Value>,
+    pub staff: Vec<Value>,
+}
+
+impl BizCatalog {
+    /// Loads services.json, products.json, staff.json from `dir`. Returns (business_id from
+    /// business.json, catalog). Errors are one line naming the file and the problem.
+    pub fn load_dir(dir: &FsPath) -> anyhow::Result<(String, BizCatalog)> {
+        let (business_path, business) = read_json(dir, FIXTURE_BUSINESS_FILE)?;
+        let Some(business_id) = business["business_id"].as_str().filter(|b| !b.is_empty()) else {
+            bail!("{business_path}: expected an object with a string \"business_id\"");
+        };
+        let (services_path, services) = read_items(dir, "services.json")?;
+        let (_, products) = read_items(dir, "products.json")?;
+        let (staff_path, staff) = read_items(dir, "staff.json")?;
+        for service in &services {
+            if let Some(problem) = service_problem(service) {
+                bail!("{services_path}: service {}: {problem}", service["id"]);
+            }
+        }
+        let service_ids: HashSet<&str> = services.iter().filter_map(item_id).collect();
+        for member in &staff {
+            let known = |id: &Value| id.as_str().is_some_and(|id| service_ids.contains(id));
+            let Some(offered) = member["service_ids"].as_array() else {
+                bail!(
+                    "{staff_path}: staff {}: \"service_ids\" is not an array",
+                    member["id"]
+                );
+            };
+            if let Some(unknown) = offered.iter().find(|id| !known(id)) {
+                let who = format!("{staff_path}: staff {}", member["id"]);
+                bail!("{who}: \"service_ids\" names unknown service {unknown}");
+            }
+        }
+        let catalog = BizCatalog {
+            services,
+            products,
+            staff,
+        };
+        Ok((business_id.to_owned(), catalog))
+    }
+
+    fn items(&self, resource: &str) -> Option<&[Value]> {
+        let index = RESOURCES.iter().position(|r| *r == resource)?;
+        Some([&self.services, &self.products, &self.staff][index])
+    }
+
+    fn items_mut(&mut self, resource: &str) -> Option<&mut Vec<Value>> {
+        let index = RESOURCES.iter().position(|r| *r == resource)?;
+        let all = [&mut self.services, &mut self.products, &mut self.staff];
+        all.into_iter().nth(index)
+    }
+}
+
+fn service_problem(service: &Value) -> Option<&'static str> {
+    let price = &service["price"];
+    if !service["duration_minutes"].as_u64().is_some_and(|m| m > 0) {
+        Some("\"duration_minutes\" must be a positive integer")
+    } else if !(price["amount"].is_string() && price["currency"].is_string()) {
+        Some("\"price\" must be an object with string \"amount\" and \"currency\"")
+    } else if !service["is_active"].is_boolean() {
+        Some("\"is_active\" must be true or false")
+    } else {
+        None
+    }
+}
+
+fn read_json(dir: &FsPath, name: &str) -> anyhow::Result<(String, Value)> {
+    let shown = dir.join(name).display().to_string();
+    let text = std::fs::read_to_string(dir.join(name));
+    let text = text.map_err(|e| anyhow!("{shown}: cannot read: {e}"))?;
+    let value = serde_json::from_str(&text).map_err(|e| anyhow!("{shown}: invalid JSON: {e}"))?;
+    Ok((shown, value))
+}
+
+fn read_items(dir: &FsPath, name: &str) -> anyhow::Result<(String, Vec<Value>)> {
+    let (shown, value) = read_json(dir, name)?;
+    let Value::Array(items) = value else {
+        bail!("{shown}: expected a JSON array of objects");
+    };
+    let mut seen = HashMap::new();
+    for (n, item) in (1..).zip(&items) {
+        let id = item_id(item).ok_or_else(|| anyhow!("{shown}: item #{n} has no string \"id\""))?;
+        if let Some(first) = seen.insert(id, n) {
+            bail!("{shown}: duplicate id \"{id}\" (items #{first} and #{n})");
+        }
+    }
+    Ok((shown, items))
+}
+
+fn item_id(item: &Value) -> Option<&str> {
+    item["id"].as_str()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    None,
+    /// answer 500
+    ServerError,
+    /// answer 503
+    Unavailable,
+    /// never answer (sleep for an hour) — the client's timeout must fire
+    Hang,
+    /// answer 200 with a body that is not JSON
+    Garbage,
+    /// answer 401
+    Unauthorized,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Route {
+    List,
+    Item,
+    Bookings,
+}
+
+#[derive(Clone, Debug)]
+pub struct RecordedBooking {
+    pub idempotency_key: Option<String>,
+    /// The request body; a body that is not JSON is kept as a JSON string.
+    pub body: Value,
+    pub status: u16,
+}
+
+#[derive(Clone)]
+pub struct FakeBiz {
+    state: Arc<Mutex<FakeState>>,
+}
+
+#[derive(Default)]
+struct FakeState {
+    api_key: String,
+    page_size: usize,
+    businesses: HashMap<String, BizCatalog>,
+    delays: HashMap<Route, Duration>,
+    failures: HashMap<Route, Failure>,
+    fail_next: HashMap<Route, (usize, Failure)>,
+    calls: HashMap<Route, usize>,
+    calls_for: HashMap<(String, Option<String>), usize>,
+    log: Vec<RecordedBooking>,
+    /// The first answer per idempotency key, replayed verbatim.
+    replies: HashMap<String, (StatusCode, Value)>,
+    confirmed: Vec<Confirmed>,
+}
+
+struct Confirmed {
+    business_id: String,
+    service_id: String,
+    staff_id: Option<String>,
+    start: OffsetDateTime,
+    end: OffsetDateTime,
+    data: Value,
+}
+
+impl FakeBiz {
+    pub fn new(api_key: impl Into<String>) -> Self {
+        let (api_key, page_size) = (api_key.into(), DEFAULT_PAGE_SIZE);
+        let state = FakeState {
+            api_key,
+            page_size,
+            ..FakeState::default()
+        };
+        Self {
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    /// Items per list page (default 8; at least 1).
+    pub fn with_page_size(self, n: usize) -> Self {
+        self.state().page_size = n.max(1);
+        self
+    }
+
+    /// Loads `dir` with [`BizCatalog::load_dir`] and serves it; returns the business id.
+    pub fn load_fixtures(&self, dir: &FsPath) -> anyhow::Result<String> {
+        let (business_id, catalog) = BizCatalog::load_dir(dir)?;
+        self.add_business(&business_id, catalog);
+        Ok(business_id)
+    }
+
+    pub fn add_business(&self, business_id: &str, catalog: BizCatalog) {
+        self.state()
+            .businesses
+            .insert(business_id.to_owned(), catalog);
+    }
+
+    /// Replaces the item with the same id or appends it; creates the business if needed.
+    /// Panics on an unknown resource or an item without a string "id" (a test's own mistake).
+    pub fn upsert_item(&self, business_id: &str, resource: &str, item: Value) {
+        assert!(
+            RESOURCES.contains(&resource),
+            "unknown resource {resource:?}"
+        );
+        let id = item_id(&item)
+            .expect("item needs a string \"id\"")
+            .to_owned();
+        let mut state = self.state();
+        let catalog = state.businesses.entry(business_id.to_owned()).or_default();
+        let items = catalog.items_mut(resource).expect("resource checked above");
+        match items.iter_mut().find(|old| item_id(old) == Some(&id)) {
+            Some(old) => *old = item,
+            None => items.push(item),
+        }
+    }
+
+    pub fn remove_item(&self, business_id: &str, resource: &str, id: &str) -> bool {
+        let mut state = self.state();
+        let catalog = state.businesses.get_mut(business_id);
+        let Some(items) = catalog.and_then(|c| c.items_mut(resource)) else {
+            return false;
+        };
+        let before = items.len();
+        items.retain(|item| item_id(item) != Some(id));
+        items.len() != before
+    }
+
+    /// For List and Item the delay comes before answering; for Bookings it comes after the
+    /// booking is processed, so a client that gives up early still leaves a booking behind.
+    pub fn set_delay(&self, route: Route, delay: Duration) {
+        self.state().delays.insert(route, delay);
+    }
+
+    pub fn set_failure(&self, route: Route, failure: Failure) {
+        self.state().failures.insert(route, failure);
+    }
+
+    /// Fail the next `n` requests of `route` with `failure`, then go back to the route's
+    /// normal behaviour.
+    pub fn fail_next(&self, route: Route, n: usize, failure: Failure) {
+        self.state().fail_next.insert(route, (n, failure));
+    }
+
+    /// Number of requests received per route (every request counts, including failed and
+    /// unauthorized ones).
+    pub fn calls(&self, route: Route) -> usize {
+        self.state().calls.get(&route).copied().unwrap_or(0)
+    }
+
+    /// List-page requests for `resource` (every page counts) with `id: None`, item requests
+    /// for that id with `Some(id)`; `("bookings", None)` counts booking requests.
+    pub fn calls_for(&self, resource: &str, id: Option<&str>) -> usize {
+        let key = (resource.to_owned(), id.map(str::to_owned));
+        self.state().calls_for.get(&key).copied().unwrap_or(0)
+    }
+
+    pub fn reset_counts(&self) {
+        let mut state = self.state();
+        state.calls.clear();
+        state.calls_for.clear();
+    }
+
+    /// Every POST /bookings received, in order, with the status it got (a hung request is
+    /// recorded with the status it would have had).
+    pub fn bookings(&self) -> Vec<RecordedBooking> {
+        self.state().log.clone()
+    }
+
+    /// The `data` of every booking actually created, in order (replays create nothing).
+    pub fn created_bookings(&self) -> Vec<Value> {
+        let state = self.state();
+        state.confirmed.iter().map(|b| b.data.clone()).collect()
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/biz-api/v1/bookings", post(create_booking))
+            .route("/biz-api/v1/{resource}", get(read))
+            .route("/biz-api/v1/{resource}/{id}", get(read))
+            .fallback(|| async { error(404, "not_found", "no such route") })
+            .with_state(self.clone())
+    }
+
+    /// Binds 127.0.0.1:0, serves in a spawned tokio task, returns the base URL like
+    /// "http://127.0.0.1:PORT".
+    pub async fn spawn(&self) -> anyhow::Result<String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await;
+        let listener = listener.context("fake Biz: cannot bind 127.0.0.1:0")?;
+        let addr = listener
+            .local_addr()
+            .context("fake Biz: no local address")?;
+        let app = self.router();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "fake Biz stopped serving");
+            }
+        });
+        Ok(format!("http://{addr}"))
+    }
+
+    // A panic while locked (only from a test's own assertion) must not wedge the other tests.
+    fn state(&self) -> MutexGuard<'_, FakeState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Counts the request and picks how it fails, if it does.
+    fn begin(&self, route: Route, target: (&str, Option<&str>), headers: &HeaderMap) -> Plan {
+        let mut state = self.state();
+        *state.calls.entry(route).or_default() += 1;
+        let key = (target.0.to_owned(), target.1.map(str::to_owned));
+        *state.calls_for.entry(key).or_default() += 1;
+        let authorization = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let authorized = authorization
+            .and_then(|v| v.split_once(' '))
+            .is_some_and(|(s, key)| s.eq_ignore_ascii_case("bearer") && key == state.api_key);
+        // An unauthorized request does not use up a scheduled failure.
+        let failure = if authorized {
+            state.take_failure(route)
+        } else {
+            Failure::Unauthorized
+        };
+        (failure, state.delays.get(&route).copied())
+    }
+}
+
+/// How a request will fail (`Failure::None` if it won't) and how long to stall it.
+type Plan = (Failure, Option<Duration>);
+
+impl FakeState {
+    fn take_failure(&mut self, route: Route) -> Failure {
+        if let Some((left, failure)) = self.fail_next.get_mut(&route)
+            && *left > 0
+        {
+            *left -= 1;
+            return *failure;
+        }
+        self.failures.get(&route).copied().unwrap_or(Failure::None)
+    }
+
+    /// The replay check and the insert happen under one lock, so two concurrent requests with
+    /// the same key (or for the same slot) cannot both create a booking.
+    fn book(&mut self, key: Option<&str>, body: &[u8]) -> ((StatusCode, Value), bool) {
+        if let Some(first) = key.and_then(|k| self.replies.get(k)) {
+            return (first.clone(), true);
+        }
+        let reply = match self.validate_booking(body) {
+            Ok(booking) => self.confirm(booking),
+            Err((code, detail)) => {
+                let body = json!({"error": code, "detail": detail});
+                (StatusCode::UNPROCESSABLE_ENTITY, body)
+            }
+        };
+        if let Some(key) = key {
+            self.replies.insert(key.to_owned(), reply.clone());
+        }
+        (reply, false)
+    }
+
+    fn validate_booking(&self, body: &[u8]) -> Result<Confirmed, (&'static str, String)> {
+        let request: Value =
+            serde_json::from_slice(body).map_err(|e| ("invalid_json", e.to_string()))?;
+        let text = |name: &str| request[name].as_str();
+        let required = |name| text(name).ok_or(("invalid_request", format!("{name} is required")));
+        let find = |items: &[Value], id| items.iter().find(|i| item_id(i) == Some(id)).cloned();
+        let business_id = required("business_id")?;
+        let catalog = self.businesses.get(business_id);
+        let catalog = catalog.ok_or(("unknown_business", format!("no business {business_id}")))?;
+        let service_id = required("service_id")?;
+        let service = find(&catalog.services, service_id);
+        let service = service.ok_or(("unknown_service", format!("no service {service_id}")))?;
+        if service["is_active"] == false {
+            return Err(("service_inactive", format!("{service_id} is not bookable")));
+        }
+        let staff_id = match &request["staff_id"] {
+            Value::Null => None,
+            Value::String(id) => Some(id.clone()),
+            _ => {
+                return Err((
+                    "invalid_request",
+                    "staff_id must be a string or null".into(),
+                ));
+            }
+        };
+        if let Some(staff_id) = &staff_id {
+            let member = find(&catalog.staff, staff_id);
+            let member = member.ok_or(("unknown_staff", format!("no staff {staff_id}")))?;
+            if !member["service_ids"]
+                .as_array()
+                .is_some_and(|ids| ids.contains(&json!(service_id)))
+            {
+                let detail = format!("{staff_id} does not do {service_id}");
+                return Err(("staff_does_not_offer_service", detail));
+            }
+        }
+        let instant = |name| {
+            let raw = text(name).unwrap_or_default();
+            let parsed = OffsetDateTime::parse(raw, &Rfc3339);
+            parsed.map_err(|e| ("invalid_time", format!("{name} {raw:?}: {e}")))
+        };
+        let (start, end) = (instant("start_at")?, instant("end_at")?);
+        if end <= start {
+            return Err(("invalid_time_range", "end_at must be after start_at".into()));
+        }
+        let data = json!({
+            "id": format!("bkg_{}", random_code(16).to_lowercase()),
+            "status": "confirmed",
+            "confirmation_code": random_code(6),
+            "business_id": business_id,
+            "service_id": service_id,
+            "staff_id": staff_id,
+            "start_at": text("start_at"),
+            "end_at": text("end_at"),
+            "external_ref": request["external_ref"],
+        });
+        let (business_id, service_id) = (business_id.to_owned(), service_id.to_owned());
+        Ok(Confirmed {
+            business_id,
+            service_id,
+            staff_id,
+            start,
+            end,
+            data,
+        })
+    }
+
+    fn confirm(&mut self, new: Confirmed) -> (StatusCode, Value) {
+        let taken = self.confirmed.iter().any(|old| {
+            let same_resource = match &new.staff_id {
+                Some(staff) => old.staff_id.as_ref() == Some(staff),
+                None => old.service_id == new.service_id,
+            };
+            let overlaps = old.start < new.end && new.start < old.end;
+            old.business_id == new.business_id && same_resource && overlaps
+        });
+        if taken {
+            return (StatusCode::CONFLICT, json!({"error": "slot_unavailable"}));
+        }
+        let body = json!({"data": new.data});
+        self.confirmed.push(new);
+        (StatusCode::CREATED, body)
+    }
+}
+
+fn random_code(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::rng();
+    let mut pick = || ALPHABET[rng.random_range(0..ALPHABET.len())] as char;
+    (0..len).map(|_| pick()).collect()
+}
+
+fn error(status: u16, code: &str, detail: &str) -> Response {
+    let status = StatusCode::from_u16(status).expect("a valid status code");
+    (status, axum::Json(json!({"error": code, "detail": detail}))).into_response()
+}
+
+/// The answer for an injected failure; the caller does the sleeping for `Hang`.
+fn failure_response(failure: Failure) -> Option<Response> {
+    let unauthorized = || {
+        (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "unauthorized"})),
+        )
+    };
+    Some(match failure {
+        Failure::None => return None,
+        Failure::Hang => error(504, "timeout", "hung on purpose"),
+        Failure::ServerError => error(500, "internal_error", "injected failure"),
+        Failure::Unavailable => error(503, "unavailable", "injected failure"),
+        Failure::Unauthorized => unauthorized().into_response(),
+        // Labelled JSON so that the client's body decoding, not a content-type check, trips.
+        Failure::Garbage => {
+            ([(header::CONTENT_TYPE, "application/json")], "<html>oops").into_response()
+        }
+    })
+}
+
+fn query_param(query: &Option<String>, name: &str) -> Option<String> {
+    let mut pairs = url::form_urlencoded::parse(query.as_deref()?.as_bytes());
+    pairs
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+fn encode_cursor(offset: usize, resource: &str, business_id: &str) -> String {
+    let mut raw = CURSOR_MAGIC.to_vec();
+    raw.extend_from_slice(format!("{offset}:{resource}:{business_id}").as_bytes());
+    BASE64.encode(raw)
+}
+
+/// A cursor is only valid for the list it came from.
+fn decode_cursor(cursor: &str, resource: &str, business_id: &str) -> Option<usize> {
+    let raw = BASE64.decode(cursor).ok()?;
+    let text = String::from_utf8(raw.strip_prefix(&CURSOR_MAGIC)?.to_vec()).ok()?;
+    let mut parts = text.splitn(3, ':');
+    let offset = parts.next()?.parse().ok()?;
+    (parts.next()? == resource && parts.next()? == business_id).then_some(offset)
+}
+
+/// GET of a list page (`/{resource}`) or of one item (`/{resource}/{id}`).
+async fn read(
+    State(fake): State<FakeBiz>,
+    Path(segments): Path<Vec<String>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let (resource, id) = (segments[0].as_str(), segments.get(1).map(String::as_str));
+    let route = if id.is_some() {
+        Route::Item
+    } else {
+        Route::List
+    };
+    let (failure, delay) = fake.begin(route, (resource, id), &headers);
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    if failure == Failure::Hang {
+        tokio::time::sleep(HANG).await;
+    }
+    if let Some(response) = failure_response(failure) {
+        return response;
+    }
+    let business_id = query_param(&query, "business_id").unwrap_or_default();
+    let state = fake.state();
+    if !RESOURCES.contains(&resource) {
+        return error(404, "not_found", "unknown resource");
+    } else if business_id.is_empty() {
+        return error(400, "missing_business_id", "business_id is required");
+    }
+    let Some(catalog) = state.businesses.get(&business_id) else {
+        return error(404, "not_found", "unknown business_id");
+    };
+    let items = catalog.items(resource).unwrap_or_default();
+    if let Some(id) = id {
+        return match items.iter().find(|item| item_id(item) == Some(id)) {
+            Some(item) => axum::Json(json!({"data": item})).into_response(),
+            None => error(404, "not_found", "no such item"),
+        };
+    }
+    let offset = match query_param(&query, "cursor") {
+        None => Some(0),
+        Some(cursor) => decode_cursor(&cursor, resource, &business_id),
+    };
+    let Some(offset) = offset else {
+        return error(400, "invalid_cursor", "cursor is not one this API issued");
+    };
+    // Items removed between pages can leave a cursor past the end: that is an empty last page.
+    let start = offset.min(items.len());
+    let end = start.saturating_add(state.page_size).min(items.len());
+    let next_cursor = (end < items.len()).then(|| encode_cursor(end, resource, &business_id));
+    axum::Json(json!({"data": &items[start..end], "next_cursor": next_cursor})).into_response()
+}
+
+async fn create_booking(State(fake): State<FakeBiz>, headers: HeaderMap, body: Bytes) -> Response {
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+    let key = key.map(str::to_owned);
+    let (failure, delay) = fake.begin(Route::Bookings, ("bookings", None), &headers);
+    let lossy = || Value::String(String::from_utf8_lossy(&body).into_owned());
+    let recorded = serde_json::from_slice(&body).unwrap_or_else(|_| lossy());
+    let response = {
+        let mut state = fake.state();
+        // A hang still books before going silent: the answer is lost, not the booking.
+        let response = match failure {
+            Failure::None | Failure::Hang => {
+                let ((status, body), replayed) = state.book(key.as_deref(), &body);
+                let replayed = [(
+                    "idempotent-replayed",
+                    if replayed { "true" } else { "false" },
+                )];
+                (status, replayed, axum::Json(body)).into_response()
+            }
+            other => failure_response(other).expect("a failure has an answer"),
+        };
+        let status = response.status().as_u16();
+        state.log.push(RecordedBooking {
+            idempotency_key: key,
+            body: recorded,
+            status,
+        });
+        response
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    if failure == Failure::Hang {
+        tokio::time::sleep(HANG).await;
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "sk_test_fake";
+
+    fn catalog(services: usize) -> BizCatalog {
+        let service = |i: usize| {
+            json!({"id": format!("svc_{i:02}"), "duration_minutes": 60, "is_active": i != 1,
+                   "price": {"amount": "5000.00", "currency": "KZT"}})
+        };
+        BizCatalog {
+            services: (0..services).map(service).collect(),
+            products: vec![json!({"id": "prd_a"})],
+            staff: vec![json!({"id": "stf_a", "service_ids": ["svc_00", "svc_02"]})],
+        }
+    }
+
+    async fn serve(page_size: usize) -> (FakeBiz, String, reqwest::Client) {
+        let fake = FakeBiz::new(KEY).with_page_size(page_size);
+        fake.add_business("biz_t", catalog(20));
+        let base = fake.spawn().await.unwrap();
+        (fake, base, reqwest::Client::new())
+    }
+
+    fn url(base: &str, path: &str, query: &[(&str, &str)]) -> url::Url {
+        let mut url = url::Url::parse(&format!("{base}/biz-api/v1/{path}")).unwrap();
+        url.query_pairs_mut().extend_pairs(query);
+        url
+    }
+
+    async fn answer(response: reqwest::Response) -> (u16, Value) {
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(http: &reqwest::Client, url: url::Url) -> (u16, Value) {
+        answer(http.get(url).bearer_auth(KEY).send().await.unwrap()).await
+    }
+
+    async fn book(http: &reqwest::Client, base: &str, key: &str, body: &Value) -> (u16, Value) {
+        let request = http.post(url(base, "bookings", &[])).bearer_auth(KEY);
+        answer(
+            request
+                .header("Idempotency-Key", key)
+                .json(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    fn booking(service: &str, staff: Option<&str>, start: &str, end: &str) -> Value {
+        json!({"business_id": "biz_t", "service_id": service, "staff_id": staff,
+               "start_at": format!("2030-05-01T{start}:00+05:00"),
+               "end_at": format!("2030-05-01T{end}:00+05:00"), "notes": null, "external_ref": "drf_1",
+               "client": {"name": "Aru", "phone": "+77010000000", "email": "aru@example.com"}})
+    }
+
+    #[tokio::test]
+    async fn pages_join_in_order_and_cursors_need_url_encoding() {
+        let (fake, base, http) = serve(7).await;
+        let (mut ids, mut cursors) = (Vec::new(), Vec::<String>::new());
+        loop {
+            let cursor = cursors.last().cloned().unwrap_or_default();
+            let mut query = vec![("business_id", "biz_t")];
+            if !cursor.is_empty() {
+                query.push(("cursor", cursor.as_str()));
+            }
+            let (status, body) = get(&http, url(&base, "services", &query)).await;
+            assert_eq!(status, 200, "{body}");
+            ids.extend(
+                body["data"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s["id"].clone()),
+            );
+            match body["next_cursor"].as_str() {
+                Some(next) => cursors.push(next.to_owned()),
+                None => break,
+            }
+        }
+        let all: Vec<Value> = catalog(20)
+            .services
+            .iter()
+            .map(|s| s["id"].clone())
+            .collect();
+        assert_eq!(ids, all);
+        assert_eq!(cursors.len(), 2);
+        assert!(cursors.iter().all(|c| c.contains('+') && c.contains('/')));
+        assert_eq!(fake.calls_for("services", None), 3);
+        assert_eq!(fake.calls(Route::List), 3);
+
+        let raw = format!(
+            "{base}/biz-api/v1/services?business_id=biz_t&cursor={}",
+            cursors[0]
+        );
+        let (status, body) = answer(http.get(raw).bearer_auth(KEY).send().await.unwrap()).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_cursor"))
+        );
+        let foreign = [("business_id", "biz_t"), ("cursor", cursors[0].as_str())];
+        assert_eq!(get(&http, url(&base, "products", &foreign)).await.0, 400);
+        assert_eq!(get(&http, url(&base, "services", &[])).await.0, 400);
+        assert_eq!(
+            get(&http, url(&base, "services", &[("business_id", "nope")]))
+                .await
+                .0,
+            404
+        );
+        assert_eq!(
+            get(&http, url(&base, "clients", &[("business_id", "biz_t")]))
+                .await
+                .0,
+            404
+        );
+    }
+
+    #[tokio::test]
+    async fn items_are_found_replaced_and_missing() {
+        let (fake, base, http) = serve(8).await;
+        let biz = [("business_id", "biz_t")];
+        let (status, body) = get(&http, url(&base, "services/svc_03", &biz)).await;
+        assert_eq!((status, &body["data"]["id"]), (200, &json!("svc_03")));
+        let (status, body) = get(&http, url(&base, "services/svc_nope", &biz)).await;
+        assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+        assert_eq!(fake.calls_for("services", Some("svc_nope")), 1);
+
+        fake.upsert_item("biz_t", "products", json!({"id": "prd_a", "stock": 3}));
+        let (_, body) = get(&http, url(&base, "products/prd_a", &biz)).await;
+        assert_eq!(body["data"]["stock"], 3);
+        assert!(fake.remove_item("biz_t", "services", "svc_03"));
+        assert_eq!(get(&http, url(&base, "services/svc_03", &biz)).await.0, 404);
+        assert_eq!(fake.calls(Route::Item), 4);
+    }
+
+    #[tokio::test]
+    async fn requests_without_the_key_are_401_and_still_counted() {
+        let (fake, base, http) = serve(8).await;
+        let list = url(&base, "services", &[("business_id", "biz_t")]);
+        let (status, body) = answer(http.get(list.clone()).send().await.unwrap()).await;
+        assert_eq!((status, body), (401, json!({"error": "unauthorized"})));
+        let wrong = http.get(list).bearer_auth("sk_wrong").send().await.unwrap();
+        assert_eq!(wrong.status(), 401);
+        let body = booking("svc_00", None, "10:00", "11:00");
+        let post = http
+            .post(url(&base, "bookings", &[]))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(post.status(), 401);
+        assert_eq!(
+            (fake.calls(Route::List), fake.calls(Route::Bookings)),
+            (2, 1)
+        );
+        assert_eq!(fake.bookings()[0].status, 401);
+        assert!(fake.created_bookings().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_same_idempotency_key_replays_the_first_answer() {
+        let (fake, base, http) = serve(8).await;
+        let body = booking("svc_00", Some("stf_a"), "10:00", "11:00");
+        let first = book(&http, &base, "drf_1", &body).await;
+        assert_eq!(first.0, 201, "{}", first.1);
+        let code = first.1["data"]["confirmation_code"].as_str().unwrap();
+        assert!(
+            code.len() == 6
+                && code
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        );
+        assert_eq!(book(&http, &base, "drf_1", &body).await, first);
+        assert_eq!(fake.created_bookings().len(), 1);
+        assert_eq!(fake.bookings().len(), 2);
+        assert_eq!(fake.bookings()[1].idempotency_key.as_deref(), Some("drf_1"));
+
+        let rejected = book(
+            &http,
+            &base,
+            "drf_2",
+            &booking("svc_99", None, "12:00", "13:00"),
+        )
+        .await;
+        assert_eq!(rejected.0, 422);
+        let fixed = booking("svc_02", None, "12:00", "13:00");
+        assert_eq!(book(&http, &base, "drf_2", &fixed).await, rejected);
+    }
+
+    #[tokio::test]
+    async fn overlapping_slots_are_409() {
+        let (fake, base, http) = serve(8).await;
+        let at = |service, staff, start, end| booking(service, staff, start, end);
+        let cases = [
+            ("k1", at("svc_00", Some("stf_a"), "10:00", "11:00"), 201),
+            ("k2", at("svc_02", Some("stf_a"), "10:30", "11:30"), 409),
+            ("k3", at("svc_02", Some("stf_a"), "11:00", "12:00"), 201),
+            ("k4", at("svc_00", None, "09:30", "10:30"), 409),
+            ("k5", at("svc_03", None, "09:30", "10:30"), 201),
+        ];
+        for (key, body, expected) in cases {
+            let (status, answer) = book(&http, &base, key, &body).await;
+            assert_eq!(status, expected, "{key}: {answer}");
+            if status == 409 {
+                assert_eq!(answer, json!({"error": "slot_unavailable"}));
+            }
+        }
+        assert_eq!(fake.created_bookings().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn invalid_bookings_are_422_with_a_reason() {
+        let (fake, base, http) = serve(8).await;
+        let mut foreign = booking("svc_00", None, "10:00", "11:00");
+        foreign["business_id"] = json!("biz_other");
+        let cases = [
+            (booking("svc_99", None, "10:00", "11:00"), "unknown_service"),
+            (
+                booking("svc_00", Some("stf_x"), "10:00", "11:00"),
+                "unknown_staff",
+            ),
+            (
+                booking("svc_03", Some("stf_a"), "10:00", "11:00"),
+                "staff_does_not_offer_service",
+            ),
+            (
+                booking("svc_01", None, "10:00", "11:00"),
+                "service_inactive",
+            ),
+            (
+                booking("svc_00", None, "11:00", "11:00"),
+                "invalid_time_range",
+            ),
+            (booking("svc_00", None, "10:00", "25:00"), "invalid_time"),
+            (foreign, "unknown_business"),
+        ];
+        for (n, (body, reason)) in cases.iter().enumerate() {
+            let (status, answer) = book(&http, &base, &format!("k{n}"), body).await;
+            assert_eq!(
+                (status, answer["error"].as_str()),
+                (422, Some(*reason)),
+                "{answer}"
+            );
+        }
+        let malformed = http
+            .post(url(&base, "bookings", &[]))
+            .bearer_auth(KEY)
+            .body("{\"business");
+        let (status, answer) = answer(malformed.send().await.unwrap()).await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (422, Some("invalid_json"))
+        );
+        assert_eq!(fake.bookings().last().unwrap().body, json!("{\"business"));
+        assert!(fake.created_bookings().is_empty());
+    }
+
+    #[tokio::test]
+    async fn failures_and_delays_are_injected_then_recover() {
+        let (fake, base, http) = serve(8).await;
+        let list = url(&base, "services", &[("business_id", "biz_t")]);
+        fake.fail_next(Route::List, 2, Failure::ServerError);
+        for expected in [500, 500, 200] {
+            assert_eq!(get(&http, list.clone()).await.0, expected);
+        }
+        assert_eq!(fake.calls(Route::List), 3);
+
+        let item = url(&base, "services/svc_00", &[("business_id", "biz_t")]);
+        fake.set_failure(Route::Item, Failure::Garbage);
+        let garbage = http
+            .get(item.clone())
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(garbage.status(), 200);
+        assert!(garbage.json::<Value>().await.is_err());
+        fake.set_failure(Route::Item, Failure::Unavailable);
+        assert_eq!(get(&http, item.clone()).await.0, 503);
+        fake.set_failure(Route::Item, Failure::Unauthorized);
+        assert_eq!(get(&http, item).await.0, 401);
+
+        fake.set_delay(Route::List, Duration::from_millis(400));
+        let slow = http
+            .get(list)
+            .bearer_auth(KEY)
+            .timeout(Duration::from_millis(100));
+        assert!(slow.send().await.unwrap_err().is_timeout());
+        fake.reset_counts();
+        assert_eq!(
+            (fake.calls(Route::List), fake.calls_for("services", None)),
+            (0, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hung_booking_is_still_created_and_a_retry_gets_it() {
+        let (fake, base, http) = serve(8).await;
+        fake.fail_next(Route::Bookings, 1, Failure::Hang);
+        let body = booking("svc_00", Some("stf_a"), "10:00", "11:00");
+        let post = http.post(url(&base, "bookings", &[])).bearer_auth(KEY);
+        let post = post.header("Idempotency-Key", "drf_h").json(&body);
+        let timed_out = post
+            .timeout(Duration::from_millis(300))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(timed_out.is_timeout());
+        assert_eq!(fake.bookings()[0].status, 201);
+        assert_eq!(fake.created_bookings().len(), 1);
+
+        let (status, retried) = book(&http, &base, "drf_h", &body).await;
+        assert_eq!(status, 201);
+        assert_eq!(retried["data"], fake.created_bookings()[0]);
+        assert_eq!(fake.created_bookings().len(), 1);
+    }
+
+    #[test]
+    fn load_dir_reads_the_real_fixtures() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let (business_id, catalog) = BizCatalog::load_dir(&dir).unwrap();
+        assert_eq!(business_id, "biz_demo");
+        assert!(catalog.services.len() >= 20);
+        assert_eq!((catalog.staff.len(), catalog.products.len()), (6, 10));
+        assert!(catalog.services.iter().any(|s| s["is_active"] == false));
+    }
+
+    #[test]
+    fn load_dir_names_the_file_and_the_problem() {
+        let services = r#"[{"id": "svc_a", "duration_minutes": 30, "is_active": true,
+                            "price": {"amount": "5000.00", "currency": "KZT"}}]"#;
+        let cases = [
+            ("staff.json", None, "cannot read"),
+            (
+                "services.json",
+                Some("[{\"id\": \n"),
+                "invalid JSON: EOF while parsing a value at line 2",
+            ),
+            ("products.json", Some("{}"), "expected a JSON array"),
+            (
+                "products.json",
+                Some(r#"[{"id": "p"}, {"name": "x"}]"#),
+                "item #2 has no string \"id\"",
+            ),
+            (
+                "products.json",
+                Some(r#"[{"id": "p"}, {"id": "p"}]"#),
+                "duplicate id \"p\"",
+            ),
+            (
+                "staff.json",
+                Some(r#"[{"id": "s", "service_ids": ["svc_b"]}]"#),
+                "unknown service \"svc_b\"",
+            ),
+            (
+                "services.json",
+                Some(r#"[{"id": "svc_a", "duration_minutes": 30, "is_active": true}]"#),
+                "\"price\"",
+            ),
+        ];
+        for (file, contents, expected) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let write =
+                |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+            write(FIXTURE_BUSINESS_FILE, r#"{"business_id": "biz_t"}"#);
+            write("services.json", services);
+            write("products.json", "[]");
+            write("staff.json", r#"[{"id": "s", "service_ids": ["svc_a"]}]"#);
+            match contents {
+                Some(text) => write(file, text),
+                None => std::fs::remove_file(dir.path().join(file)).unwrap(),
+            }
+            let message = BizCatalog::load_dir(dir.path()).unwrap_err().to_string();
+            assert!(
+                message.contains(file) && message.contains(expected),
+                "{message}"
+            );
+            assert!(!message.contains('\n'), "{message}");
+        }
+    }
+}

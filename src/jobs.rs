@@ -1,0 +1,86 @@
+//! Scheduled maintenance, in one place (tokio-cron-scheduler, 6-field cron with seconds).
+//!
+//! Every job is idempotent, works in bounded batches, and is safe when several instances run
+//! it at once on one database: each is a set of conditional deletes or updates, so a second
+//! run finds nothing left to do. Each run is logged and counted.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+use crate::app::AppState;
+
+/// Rows touched by one batch; a job loops until a batch comes back short.
+pub const BATCH: u32 = 500;
+
+type JobFuture = Pin<Box<dyn Future<Output = anyhow::Result<u64>> + Send>>;
+
+/// `(name, cron, run)`. Add new jobs here.
+fn jobs() -> Vec<(&'static str, &'static str, fn(AppState) -> JobFuture)> {
+    vec![("purge_expired_cache", "0 */10 * * * *", |s| {
+        Box::pin(purge_expired_cache(s))
+    })]
+}
+
+/// Starts the scheduler with every job; the caller shuts it down on exit.
+pub async fn start(state: AppState) -> anyhow::Result<JobScheduler> {
+    let scheduler = JobScheduler::new().await?;
+    for (name, cron, run) in jobs() {
+        let state = state.clone();
+        scheduler
+            .add(Job::new_async(cron, move |_, _| {
+                let state = state.clone();
+                Box::pin(async move { run_logged(name, run(state)).await })
+            })?)
+            .await?;
+    }
+    scheduler.start().await?;
+    Ok(scheduler)
+}
+
+/// Runs one job now, logging and counting it like a scheduled run (also used by tests).
+pub async fn run_logged(name: &'static str, job: impl Future<Output = anyhow::Result<u64>>) {
+    let started = Instant::now();
+    let outcome = match job.await {
+        Ok(rows) => {
+            tracing::info!(
+                job = name,
+                rows,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "job ran"
+            );
+            "ok"
+        }
+        Err(err) => {
+            tracing::warn!(job = name, error = %format!("{err:#}"), "job failed");
+            "error"
+        }
+    };
+    metrics::counter!("mango_job_runs_total", "job" => name, "outcome" => outcome).increment(1);
+    metrics::histogram!("mango_job_duration_seconds", "job" => name)
+        .record(started.elapsed().as_secs_f64());
+}
+
+/// Repeats `batch` until it touches fewer than `BATCH` rows; answers the total.
+pub async fn in_batches<F, Fut>(mut batch: F) -> anyhow::Result<u64>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<u64, crate::db::DbError>>,
+{
+    let mut total = 0;
+    loop {
+        let n = batch().await?;
+        total += n;
+        if n < u64::from(BATCH) {
+            return Ok(total);
+        }
+    }
+}
+
+/// Cache rows past their stale window can never be served again.
+pub async fn purge_expired_cache(state: AppState) -> anyhow::Result<u64> {
+    let cutoff = state.clock.now_ms() - state.config.cache.stale.as_millis() as i64;
+    in_batches(|| state.db.purge_expired_cache(cutoff, BATCH)).await
+}

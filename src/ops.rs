@@ -1,0 +1,42 @@
+//! Operations endpoints (CONTRACT §11): `/healthz`, `/readyz`, `/metrics`.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::error::{ApiError, Result};
+
+/// `/readyz` answers within this, whatever the database does.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(json!({"data": {"status": "ok"}}))
+}
+
+async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse> {
+    match tokio::time::timeout(READY_TIMEOUT, state.db.ping()).await {
+        Ok(Ok(())) => Ok(axum::Json(json!({"data": {"status": "ready"}}))),
+        Ok(Err(err)) => Err(ApiError::from(err)),
+        Err(_) => Err(ApiError::DatabaseUnavailable),
+    }
+}
+
+async fn metrics() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::telemetry::metrics_handle().render(),
+    )
+}

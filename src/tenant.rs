@@ -1,0 +1,153 @@
+//! Which store a storefront request is for: `X-Store-Id: SLUG`, else the `Host` header
+//! (a custom domain, or `SLUG.MANGO_BASE_DOMAIN`; a `:port` is ignored).
+//!
+//! Lookups are cached in memory, unknown hosts included (so a flood of made-up hosts costs one
+//! query each per TTL, not one per request), and dropped whenever store settings change.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+
+use crate::app::AppState;
+use crate::catalog::Tenant;
+use crate::db::{Db, StoreRecord};
+use crate::error::ApiError;
+
+/// Bounds how long another instance's settings change can go unseen here.
+const LOOKUP_TTL: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+pub struct Store {
+    pub record: StoreRecord,
+    pub tenant: Tenant,
+}
+
+impl Store {
+    pub fn new(record: StoreRecord) -> Self {
+        let tenant = Tenant {
+            store_id: record.id,
+            business_id: Arc::from(record.biz_business_id.as_str()),
+        };
+        Self { record, tenant }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Lookup {
+    Slug(String),
+    Domain(String),
+}
+
+#[derive(Clone)]
+pub struct TenantResolver {
+    db: Db,
+    base_suffix: Arc<str>,
+    lookups: moka::future::Cache<Lookup, Option<Arc<Store>>>,
+}
+
+/// A slug as the storefront may name it: `[a-z0-9][a-z0-9-]{1,62}`.
+pub fn is_valid_slug(slug: &str) -> bool {
+    let b = slug.as_bytes();
+    (2..=63).contains(&b.len())
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+impl TenantResolver {
+    pub fn new(db: Db, base_domain: &str) -> Self {
+        Self {
+            db,
+            base_suffix: Arc::from(format!(".{base_domain}")),
+            lookups: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(LOOKUP_TTL)
+                .build(),
+        }
+    }
+
+    /// Forget every cached lookup; called on any settings change.
+    pub fn clear(&self) {
+        self.lookups.invalidate_all();
+    }
+
+    fn lookup_for(&self, headers: &HeaderMap) -> Option<Lookup> {
+        if let Some(id) = headers.get("x-store-id") {
+            let slug = id.to_str().ok()?.trim();
+            return is_valid_slug(slug).then(|| Lookup::Slug(slug.to_string()));
+        }
+        let host = headers.get(header::HOST)?.to_str().ok()?;
+        let host = strip_port(host).trim_end_matches('.').to_ascii_lowercase();
+        if let Some(slug) = host.strip_suffix(&*self.base_suffix) {
+            return is_valid_slug(slug).then(|| Lookup::Slug(slug.to_string()));
+        }
+        (!host.is_empty() && host.len() <= 253).then_some(Lookup::Domain(host))
+    }
+
+    pub async fn resolve(&self, headers: &HeaderMap) -> Result<Arc<Store>, ApiError> {
+        let lookup = self.lookup_for(headers).ok_or(ApiError::StoreNotFound)?;
+        if let Some(found) = self.lookups.get(&lookup).await {
+            return found.ok_or(ApiError::StoreNotFound);
+        }
+        let record = match &lookup {
+            Lookup::Slug(slug) => self.db.store_by_slug(slug).await?,
+            Lookup::Domain(domain) => self.db.store_by_domain(domain).await?,
+        };
+        let store = record.map(|r| Arc::new(Store::new(r)));
+        self.lookups.insert(lookup, store.clone()).await;
+        store.ok_or(ApiError::StoreNotFound)
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // An IPv6 literal: `[::1]:8080`.
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| h)
+            .trim_start_matches('[');
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+/// The store a storefront request is for, resolved once per request.
+pub struct CurrentStore(pub Arc<Store>);
+
+impl FromRequestParts<AppState> for CurrentStore {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let store = state.tenants.resolve(&parts.headers).await?;
+        tracing::Span::current().record("store", store.record.slug.as_str());
+        Ok(Self(store))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        assert!(is_valid_slug("demo"));
+        assert!(is_valid_slug("0-salon"));
+        assert!(!is_valid_slug("a"));
+        assert!(!is_valid_slug("-salon"));
+        assert!(!is_valid_slug("Salon"));
+        assert!(!is_valid_slug(&"a".repeat(64)));
+        assert!(!is_valid_slug("sa lon"));
+    }
+
+    #[test]
+    fn ports_are_ignored() {
+        assert_eq!(
+            strip_port("demo.mango.localhost:8080"),
+            "demo.mango.localhost"
+        );
+        assert_eq!(strip_port("shop.example.com"), "shop.example.com");
+        assert_eq!(strip_port("[::1]:8080"), "::1");
+    }
+}

@@ -1,0 +1,317 @@
+//! The integration-test harness: the real server on port 0 with a fresh SQLite file, in front
+//! of a fake Biz (real HTTP both ways) that counts calls and can be made slow or broken.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mango_store::app::{self, AppState};
+use mango_store::clock::ShiftedClock;
+use mango_store::config::{Config, Settings};
+use mango_store::db;
+use mango_store::fakebiz::{BizCatalog, FakeBiz};
+use mango_store::webhooks::signature::WebhookSecret;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const BIZ_KEY: &str = "test-biz-key";
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// base64 of "test-webhook-secret-number-one!!".
+pub const WEBHOOK_SECRET: &str = "whsec_dGVzdC13ZWJob29rLXNlY3JldC1udW1iZXItb25lISE=";
+/// base64 of "test-webhook-secret-number-two!!" (rotation).
+pub const WEBHOOK_SECRET_2: &str = "whsec_dGVzdC13ZWJob29rLXNlY3JldC1udW1iZXItdHdvISE=";
+/// The business behind the fixtures, and the store every test gets.
+pub const BUSINESS: &str = "biz_demo";
+pub const STORE: &str = "salon";
+
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+pub struct Options {
+    pub settings: Vec<(&'static str, String)>,
+    pub page_size: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            settings: Vec::new(),
+            page_size: 8,
+        }
+    }
+}
+
+impl Options {
+    pub fn set(mut self, key: &'static str, value: impl ToString) -> Self {
+        self.settings.push((key, value.to_string()));
+        self
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub biz: FakeBiz,
+    pub biz_url: String,
+    pub clock: Arc<ShiftedClock>,
+    pub db_path: PathBuf,
+    pub store_key: String,
+    pub state: AppState,
+    settings: Settings,
+    server: Option<(oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>)>,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Options::default()).await
+}
+
+pub async fn spawn_with(options: Options) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let db_path = dir.path().join("store.db");
+    let biz = FakeBiz::new(BIZ_KEY).with_page_size(options.page_size);
+    let (business, catalog) = BizCatalog::load_dir(&fixtures_dir()).expect("fixtures load");
+    assert_eq!(business, BUSINESS);
+    biz.add_business(BUSINESS, catalog);
+    let biz_url = biz.spawn().await.expect("fake Biz starts");
+    let mut settings = Settings::from_pairs([
+        (
+            "MANGO_DATABASE_URL",
+            format!("sqlite://{}", db_path.display()),
+        ),
+        ("MANGO_BIZ_API_URL", biz_url.clone()),
+        ("MANGO_BIZ_API_KEY", BIZ_KEY.to_string()),
+        ("MANGO_BIZ_TIMEOUT_MS", "1000".to_string()),
+        ("MANGO_WEBHOOK_SECRETS", WEBHOOK_SECRET.to_string()),
+        ("MANGO_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+    ]);
+    for (key, value) in &options.settings {
+        settings.set(key, value.clone());
+    }
+    let clock = Arc::new(ShiftedClock::default());
+    let (state, server, base) = start(&settings, clock.clone()).await;
+    let mut app = TestApp {
+        base,
+        client: reqwest::Client::new(),
+        biz,
+        biz_url,
+        clock,
+        db_path,
+        store_key: String::new(),
+        state,
+        settings,
+        server: Some(server),
+        _dir: dir,
+    };
+    app.store_key = app.create_store(STORE, BUSINESS).await;
+    app
+}
+
+type Server = (oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>);
+
+async fn start(settings: &Settings, clock: Arc<ShiftedClock>) -> (AppState, Server, String) {
+    let config = Config::from_settings(settings).expect("test config is valid");
+    let db = db::connect(&config.database).await.expect("database opens");
+    let state = AppState::with_clock(config, db, clock).expect("state builds");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(app::serve(state.clone(), listener, async move {
+        let _ = rx.await;
+    }));
+    (state, (tx, handle), base)
+}
+
+impl TestApp {
+    /// Stops the server (draining it) and starts a new one on the same database and fake Biz:
+    /// nothing in memory survives.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let (state, server, base) = start(&self.settings, self.clock.clone()).await;
+        self.state = state;
+        self.server = Some(server);
+        self.base = base;
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some((tx, handle)) = self.server.take() {
+            let _ = tx.send(());
+            handle.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A storefront GET for the test store.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.get_as(STORE, path).await
+    }
+
+    pub async fn get_as(&self, slug: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .header("X-Store-Id", slug)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.client.get(self.url(path));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.client.post(self.url(path)).json(body);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// An admin request with a bearer token.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// Creates a store through the operator API; answers its API key.
+    pub async fn create_store(&self, slug: &str, business: &str) -> String {
+        let response = self
+            .admin(
+                reqwest::Method::POST,
+                "/admin/v1/stores",
+                ADMIN_TOKEN,
+                Some(&json!({"slug": slug, "name": format!("Store {slug}"), "biz_business_id": business})),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "store {slug} created");
+        let body: Value = response.json().await.unwrap();
+        body["api_key"].as_str().unwrap().to_string()
+    }
+
+    /// Sends a webhook signed with `WEBHOOK_SECRET`, timestamped now.
+    pub async fn webhook(
+        &self,
+        resource: &str,
+        event: &str,
+        event_id: &str,
+        business: &str,
+        item_id: &str,
+    ) -> reqwest::Response {
+        let body = json!({
+            "id": event_id, "type": format!("{resource}.{event}"), "business_id": business,
+            "occurred_at": "2026-11-21T10:00:00Z", "data": {"id": item_id},
+        })
+        .to_string();
+        self.signed_webhook(
+            &format!("/webhooks/{resource}/{event}"),
+            event_id,
+            &body,
+            WEBHOOK_SECRET,
+        )
+        .await
+    }
+
+    pub async fn signed_webhook(
+        &self,
+        path: &str,
+        event_id: &str,
+        body: &str,
+        secret: &str,
+    ) -> reqwest::Response {
+        let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+        let signature = WebhookSecret::parse(secret)
+            .unwrap()
+            .sign(event_id, ts, body.as_bytes());
+        self.client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .header("webhook-id", event_id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", signature)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request sent")
+    }
+}
+
+/// Status, headers and JSON body (Null when the body is not JSON).
+pub async fn parts(response: reqwest::Response) -> (u16, HeaderMap, Value) {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.unwrap_or_default();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// Asserts a problem+json answer with this status and code.
+pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
+    let (got, headers, body) = parts(response).await;
+    assert_eq!(got, status, "status; body {body}");
+    assert_eq!(
+        header(&headers, "content-type"),
+        "application/problem+json",
+        "content type; body {body}"
+    );
+    assert_eq!(body["code"], code, "code; body {body}");
+    assert_eq!(body["status"], status);
+    assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string());
+    assert!(!header(&headers, "x-request-id").is_empty());
+    body
+}
+
+/// Polls `check` until it holds or `within` passes.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
