@@ -17,8 +17,11 @@ pub const BATCH: u32 = 500;
 
 type JobFuture = Pin<Box<dyn Future<Output = anyhow::Result<u64>> + Send>>;
 
-/// `(name, cron, run)`. Add new jobs here.
-fn jobs() -> Vec<(&'static str, &'static str, fn(AppState) -> JobFuture)> {
+/// `(name, cron, run)`.
+type JobSpec = (&'static str, &'static str, fn(AppState) -> JobFuture);
+
+/// Every scheduled job. Add new jobs here.
+fn jobs() -> Vec<JobSpec> {
     vec![("purge_expired_cache", "0 */10 * * * *", |s| {
         Box::pin(purge_expired_cache(s))
     })]

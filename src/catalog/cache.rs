@@ -374,6 +374,11 @@ impl CatalogCache {
         sql
     }
 
+    /// Lets moka finish pending evictions (its maintenance is otherwise amortised over reads).
+    pub async fn run_pending_tasks(&self) {
+        self.inner.memory.run_pending_tasks().await;
+    }
+
     /// Per-resource counters and memory entries for one store (admin statistics).
     pub fn stats(&self, store_id: i64) -> Vec<ResourceStats> {
         let mut entries: HashMap<Resource, u64> = HashMap::new();
