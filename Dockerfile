@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# Build: the release binary, with dependencies cached in their own layer.
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends build-essential \
+ && rm -rf /var/lib/apt/lists/*
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir src && echo 'fn main() {}' > src/main.rs && echo '' > src/lib.rs \
+ && cargo build --release --locked \
+ && rm -rf src
+COPY src ./src
+COPY migrations ./migrations
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked
+
+# Run: a small image, an unprivileged user, the SQLite data directory as a volume.
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system mango \
+ && useradd --system --gid mango --home-dir /app --shell /usr/sbin/nologin mango \
+ && mkdir -p /app /data \
+ && chown mango:mango /data
+WORKDIR /app
+COPY --from=build /src/target/release/mango-store /usr/local/bin/mango-store
+COPY fixtures ./fixtures
+ENV MANGO_BIND=0.0.0.0:8080 \
+    MANGO_DATABASE_URL=sqlite:///data/mango-store.db \
+    MANGO_LOG_FORMAT=json
+VOLUME ["/data"]
+EXPOSE 8080
+USER mango
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+  CMD curl -fsS http://127.0.0.1:8080/healthz >/dev/null || exit 1
+ENTRYPOINT ["mango-store"]
+CMD ["serve"]
