@@ -92,6 +92,34 @@ pub async fn serve(
     Ok(())
 }
 
+/// Serves until `shutdown` resolves, then drains in-flight requests for at most `grace`: a
+/// request stuck on a hung upstream must not hold a deploy hostage.
+pub async fn serve_with_grace(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: std::time::Duration,
+) -> anyhow::Result<()> {
+    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+    let server = serve(state, listener, async move {
+        shutdown.await;
+        let _ = signalled.send(());
+    });
+    let deadline = async move {
+        match on_signal.await {
+            Ok(()) => tokio::time::sleep(grace).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        result = server => result,
+        () = deadline => {
+            tracing::warn!(grace_secs = grace.as_secs(), "grace period over; exiting with requests still in flight");
+            Ok(())
+        }
+    }
+}
+
 /// `x-request-id` in and out, one span per request, and the request metrics.
 async fn request_context(request: Request, next: Next) -> Response {
     let request_id = request

@@ -100,8 +100,11 @@ pub async fn demo(bind: &str, fixtures: &Path, database: &Path) -> anyhow::Resul
             &hex::encode(key.key())
         )
     );
-    let state = AppState::new(config, db)?;
-    app::serve(state, listener, shutdown_signal()).await
+    let grace = config.shutdown_grace;
+    let state = AppState::new(config, db.clone())?;
+    app::serve_with_grace(state, listener, shutdown_signal(), grace).await?;
+    db.close();
+    Ok(())
 }
 
 fn instructions(address: &str, business_id: &str, api_key: &str, webhook_key_hex: &str) -> String {

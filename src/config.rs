@@ -233,6 +233,8 @@ pub struct Config {
     pub base_domain: String,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// How long SIGTERM waits for in-flight requests.
+    pub shutdown_grace: Duration,
     pub log: LogConfig,
 }
 
@@ -304,6 +306,7 @@ impl Config {
             draft_ttl: s.secs("MANGO_DRAFT_TTL_SECS", 900)?,
             base_domain,
             trust_forwarded_for: s.parse_or("MANGO_TRUST_FORWARDED_FOR", false)?,
+            shutdown_grace: s.secs("MANGO_SHUTDOWN_GRACE_SECS", 25)?,
             log: LogConfig::from_settings(s)?,
         })
     }

@@ -82,12 +82,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     anyhow::anyhow!("MANGO_BIND: cannot listen on {}: {e}", config.bind)
                 })?;
             tracing::info!(address = %listener.local_addr()?, "mango-store listening");
-            let state = app::AppState::new(config, db)?;
+            let grace = config.shutdown_grace;
+            let state = app::AppState::new(config, db.clone())?;
             let mut scheduler = jobs::start(state.clone()).await?;
-            app::serve(state, listener, cli::shutdown_signal()).await?;
+            app::serve_with_grace(state, listener, cli::shutdown_signal(), grace).await?;
             if let Err(err) = scheduler.shutdown().await {
                 tracing::warn!(error = %err, "the job scheduler did not stop cleanly");
             }
+            db.close();
             tracing::info!("stopped");
             Ok(())
         }

@@ -34,7 +34,12 @@ async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse> {
     }
 }
 
-async fn metrics() -> impl IntoResponse {
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let pool = state.db.pool_stats();
+    metrics::gauge!("mango_db_pool_connections", "state" => "max").set(pool.max_size as f64);
+    metrics::gauge!("mango_db_pool_connections", "state" => "open").set(pool.size as f64);
+    metrics::gauge!("mango_db_pool_connections", "state" => "in_use").set(pool.in_use as f64);
+    metrics::gauge!("mango_db_pool_waiting").set(pool.waiting as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::telemetry::metrics_handle().render(),

@@ -61,8 +61,20 @@ pub trait Database:
 {
     /// Applies the migrations that have not run yet; safe when several instances start at once.
     async fn migrate(&self) -> anyhow::Result<()>;
-    /// Cheap round trip used by `/readyz`.
+    /// Readiness: the database answers and can take writes (used by `/readyz`).
     async fn ping(&self) -> DbResult<()>;
+    /// Connection pool usage, for `/metrics`.
+    fn pool_stats(&self) -> PoolStats;
+    /// Closes the pool: in-use connections finish, no new ones are handed out.
+    fn close(&self);
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    pub max_size: usize,
+    pub size: usize,
+    pub in_use: usize,
+    pub waiting: usize,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -34,6 +34,8 @@ pub fn fixtures_dir() -> PathBuf {
 pub struct Options {
     pub settings: Vec<(&'static str, String)>,
     pub page_size: usize,
+    /// Appended to the SQLite URL, e.g. `busy_timeout_ms=100`.
+    pub sqlite_query: Option<String>,
 }
 
 impl Default for Options {
@@ -41,6 +43,7 @@ impl Default for Options {
         Self {
             settings: Vec::new(),
             page_size: 8,
+            sqlite_query: None,
         }
     }
 }
@@ -48,6 +51,11 @@ impl Default for Options {
 impl Options {
     pub fn set(mut self, key: &'static str, value: impl ToString) -> Self {
         self.settings.push((key, value.to_string()));
+        self
+    }
+
+    pub fn sqlite_query(mut self, query: &str) -> Self {
+        self.sqlite_query = Some(query.to_string());
         self
     }
 }

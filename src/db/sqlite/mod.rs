@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use deadpool_sqlite::{Hook, HookError, Manager, Pool, Runtime};
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
-use super::{Database, DbError, DbResult};
+use super::{Database, DbError, DbResult, PoolStats};
 
 /// Numbered migrations, applied in order, each once. Never edit one that has landed.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -44,6 +44,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
 #[derive(Clone)]
 pub struct SqliteDb {
     pool: Pool,
+    path: std::path::PathBuf,
 }
 
 impl SqliteDb {
@@ -73,8 +74,12 @@ impl SqliteDb {
             }))
             .build()
             .context("cannot build the SQLite pool")?;
-        let db = Self { pool };
-        db.ping()
+        let db = Self {
+            pool,
+            path: path.to_path_buf(),
+        };
+        // The first connection creates the file.
+        db.call(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
             .await
             .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
         Ok(db)
@@ -192,8 +197,34 @@ impl Database for SqliteDb {
     }
 
     async fn ping(&self) -> DbResult<()> {
-        self.call(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
-            .await
-            .map(|_| ())
+        // Open connections keep working on a file that was deleted or whose volume went away,
+        // so readiness also checks that the file is still where new instances will look.
+        if !self.path.exists() {
+            return Err(DbError::Unavailable(anyhow!(
+                "the SQLite file {} is gone",
+                self.path.display()
+            )));
+        }
+        // Taking the write lock proves writes can proceed (not just reads): a file locked
+        // by another process past the busy timeout is not ready.
+        self.call(|c| {
+            c.execute_batch("BEGIN IMMEDIATE")?;
+            c.execute_batch("ROLLBACK")
+        })
+        .await
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        let status = self.pool.status();
+        PoolStats {
+            max_size: status.max_size,
+            size: status.size,
+            in_use: status.size.saturating_sub(status.available),
+            waiting: status.waiting,
+        }
+    }
+
+    fn close(&self) {
+        self.pool.close();
     }
 }

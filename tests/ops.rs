@@ -1,0 +1,235 @@
+//! CONTRACT §11 and the operations issue: health, readiness, metrics, JSON logs without
+//! secrets, and SIGTERM draining an in-flight request (the real binary).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use mango_store::fakebiz::{FakeBiz, Route};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = spawn_app().await;
+    let (status, _, body) = parts(app.get("/healthz").await).await;
+    assert_eq!((status, body["data"]["status"].as_str()), (200, Some("ok")));
+    let (status, _, body) = parts(app.get("/readyz").await).await;
+    assert_eq!(
+        (status, body["data"]["status"].as_str()),
+        (200, Some("ready"))
+    );
+}
+
+#[tokio::test]
+async fn not_ready_while_another_process_holds_the_database() {
+    let app = spawn_with(Options::default().sqlite_query("busy_timeout_ms=100")).await;
+    let holder = rusqlite::Connection::open(&app.db_path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let response = app.get("/readyz").await;
+    assert_eq!(header(response.headers(), "retry-after"), "5");
+    assert_problem(response, 503, "database_unavailable").await;
+    assert_eq!(
+        app.get("/healthz").await.status(),
+        200,
+        "liveness does not depend on the database"
+    );
+    holder.execute_batch("COMMIT").unwrap();
+    assert_eq!(app.get("/readyz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn not_ready_when_the_database_file_is_gone() {
+    let app = spawn_app().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", app.db_path.display()));
+    }
+    assert_problem(app.get("/readyz").await, 503, "database_unavailable").await;
+}
+
+#[tokio::test]
+async fn metrics_label_routes_by_pattern() {
+    let app = spawn_app().await;
+    app.get("/api/v1/services").await;
+    app.get("/api/v1/services").await;
+    app.get("/api/v1/services/svc_secret_looking_id").await;
+    app.get("/no/such/route/abc123").await;
+    let text = app.get("/metrics").await.text().await.unwrap();
+    for expected in [
+        "mango_http_requests_total{route=\"/api/v1/{resource}\",status=\"2xx\"}",
+        "mango_http_requests_total{route=\"unmatched\",status=\"4xx\"}",
+        "mango_http_request_duration_seconds_bucket",
+        "mango_cache_requests_total{resource=\"services\",result=\"HIT\"}",
+        "mango_cache_requests_total{resource=\"services\",result=\"MISS\"}",
+        "mango_biz_requests_total{call=\"list\",outcome=\"ok\"}",
+        "mango_biz_request_duration_seconds",
+        "mango_db_pool_connections{state=\"max\"}",
+    ] {
+        assert!(text.contains(expected), "{expected} in\n{text}");
+    }
+    assert!(
+        !text.contains("svc_secret_looking_id") && !text.contains("abc123"),
+        "no raw paths in labels"
+    );
+}
+
+/// Reads a child's stdout on a thread, keeping every line.
+fn collect_lines(stdout: std::process::ChildStdout) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+/// The real binary at `debug` with JSON logs: SIGTERM lets a slow in-flight request finish,
+/// then exits 0; every line is a JSON object and none carries a secret.
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_and_logs_are_json_without_secrets() {
+    let biz = FakeBiz::new(BIZ_KEY);
+    biz.load_fixtures(&fixtures_dir()).unwrap();
+    let biz_url = biz.spawn().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mango-store"))
+        .arg("serve")
+        .env("MANGO_BIND", format!("127.0.0.1:{port}"))
+        .env(
+            "MANGO_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("s.db").display()),
+        )
+        .env("MANGO_BIZ_API_URL", &biz_url)
+        .env("MANGO_BIZ_API_KEY", BIZ_KEY)
+        .env("MANGO_WEBHOOK_SECRETS", WEBHOOK_SECRET)
+        .env("MANGO_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("MANGO_LOG", "debug")
+        .env("MANGO_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = collect_lines(child.stdout.take().unwrap());
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server starts"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let created: Value = client
+        .post(format!("{base}/admin/v1/stores"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"slug": "salon", "name": "Salon", "biz_business_id": BUSINESS}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let store_key = created["api_key"].as_str().unwrap().to_string();
+    // Exercise the paths that see secrets: admin auth, store keys, signed webhooks.
+    client
+        .get(format!("{base}/admin/v1/stores/salon"))
+        .bearer_auth(&store_key)
+        .send()
+        .await
+        .unwrap();
+    client
+        .get(format!("{base}/admin/v1/stores/salon"))
+        .bearer_auth("wrong-token-value")
+        .send()
+        .await
+        .unwrap();
+    let event = json!({"id": "evt_1", "type": "services.updated", "business_id": BUSINESS,
+        "occurred_at": "2026-11-21T10:00:00Z", "data": {"id": "svc_haircut_women"}})
+    .to_string();
+    let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+    let signature = mango_store::webhooks::signature::WebhookSecret::parse(WEBHOOK_SECRET)
+        .unwrap()
+        .sign("evt_1", ts, event.as_bytes());
+    client
+        .post(format!("{base}/webhooks/services/updated"))
+        .header("webhook-id", "evt_1")
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", &signature)
+        .header("content-type", "application/json")
+        .body(event)
+        .send()
+        .await
+        .unwrap();
+
+    biz.set_delay(Route::List, Duration::from_millis(1500));
+    let in_flight = {
+        let (client, url) = (client.clone(), format!("{base}/api/v1/services"));
+        tokio::spawn(async move { client.get(url).header("X-Store-Id", "salon").send().await })
+    };
+    let waited = Instant::now();
+    while biz.calls(Route::List) == 0 {
+        assert!(waited.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request is answered");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["data"].as_array().unwrap().len() >= 20);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "exits after draining");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit 0 after SIGTERM: {status}");
+    assert!(
+        client.get(format!("{base}/healthz")).send().await.is_err(),
+        "no longer listening"
+    );
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let lines = lines.lock().unwrap().clone();
+    assert!(lines.len() > 5, "the run logged");
+    for line in &lines {
+        let parsed: Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(parsed.is_object(), "{line}");
+    }
+    let log = lines.join("\n");
+    let signature_b64 = signature.trim_start_matches("v1,");
+    for secret in [
+        ADMIN_TOKEN,
+        BIZ_KEY,
+        &WEBHOOK_SECRET[6..],
+        signature_b64,
+        &store_key,
+        &store_key[4..],
+        "wrong-token-value",
+    ] {
+        assert!(!log.contains(secret), "a secret reached the log: {secret}");
+    }
+    assert!(log.contains("request_id"), "request spans are logged");
+}
