@@ -9,6 +9,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
@@ -58,14 +59,50 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// A router that remembers its path patterns, so a test can hold the OpenAPI document to
+/// every route the service really has.
+#[derive(Default)]
+pub struct ApiRouter {
+    router: Router<AppState>,
+    paths: Vec<&'static str>,
+}
+
+impl ApiRouter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn route(mut self, path: &'static str, method_router: MethodRouter<AppState>) -> Self {
+        self.router = self.router.route(path, method_router);
+        self.paths.push(path);
+        self
+    }
+
+    pub fn merge(mut self, other: ApiRouter) -> Self {
+        self.router = self.router.merge(other.router);
+        self.paths.extend(other.paths);
+        self
+    }
+}
+
+fn api_routes() -> ApiRouter {
+    ApiRouter::new()
         .merge(crate::catalog::routes())
         .merge(crate::webhooks::routes())
         .merge(crate::booking::routes())
         .merge(crate::analytics::routes())
         .merge(crate::admin::routes())
         .merge(crate::ops::routes())
+}
+
+/// Every route's path pattern (for the OpenAPI completeness test).
+pub fn route_paths() -> Vec<&'static str> {
+    api_routes().paths
+}
+
+pub fn router(state: AppState) -> Router {
+    api_routes()
+        .router
         .fallback(|| async { ApiError::NotFound("no route matches this path".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .route_layer(middleware::from_fn(record_route))

@@ -18,6 +18,7 @@ pub mod error;
 pub mod extract;
 pub mod fakebiz;
 pub mod jobs;
+pub mod openapi;
 pub mod ops;
 pub mod telemetry;
 pub mod tenant;

@@ -2,31 +2,41 @@
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::app::{ApiRouter, AppState};
 use crate::error::{ApiError, Result};
+use crate::openapi::Problem;
 
 /// `/readyz` answers within this, whatever the database does.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> ApiRouter {
+    ApiRouter::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(crate::openapi::openapi_json))
 }
 
-async fn healthz() -> impl IntoResponse {
+/// Liveness: the process is up. Never touches the database.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "`{\"data\":{\"status\":\"ok\"}}`", body = serde_json::Value)))]
+pub async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"data": {"status": "ok"}}))
 }
 
-async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse> {
+/// Readiness: the database answers and can take writes, within 2 seconds.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "`{\"data\":{\"status\":\"ready\"}}`", body = serde_json::Value),
+        (status = 503, description = "database_unavailable (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse> {
     match tokio::time::timeout(READY_TIMEOUT, state.db.ping()).await {
         Ok(Ok(())) => Ok(axum::Json(json!({"data": {"status": "ready"}}))),
         Ok(Err(err)) => Err(ApiError::from(err)),
@@ -34,7 +44,10 @@ async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse> {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// Prometheus text: requests, cache, Biz calls, webhooks, drafts, jobs, pool.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus exposition format", content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let pool = state.db.pool_stats();
     metrics::gauge!("mango_db_pool_connections", "state" => "max").set(pool.max_size as f64);
     metrics::gauge!("mango_db_pool_connections", "state" => "open").set(pool.size as f64);

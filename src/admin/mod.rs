@@ -2,13 +2,12 @@
 
 pub mod auth;
 pub mod settings;
-mod stores;
+pub mod stores;
 
-use axum::Router;
 use axum::routing::post;
 
-use crate::app::AppState;
+use crate::app::ApiRouter;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/admin/v1/stores", post(stores::create))
+pub fn routes() -> ApiRouter {
+    ApiRouter::new().route("/admin/v1/stores", post(stores::create))
 }

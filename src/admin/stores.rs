@@ -15,8 +15,9 @@ use crate::app::AppState;
 use crate::db::NewStore;
 use crate::error::Result;
 use crate::extract::Json;
+use crate::openapi::Problem;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateStore {
     slug: String,
     name: String,
@@ -26,6 +27,17 @@ pub struct CreateStore {
     custom_domain: Option<String>,
 }
 
+/// Creates a store (operator only); its API key is in the answer, once.
+#[utoipa::path(post, path = "/admin/v1/stores", tag = "admin", security(("bearer" = [])),
+    request_body = CreateStore,
+    responses(
+        (status = 201, description = "`{\"data\": store, \"api_key\": \"msk_…\"}`", body = serde_json::Value),
+        (status = 400, description = "invalid_request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden: a store key on an operator route", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict: slug or custom domain taken", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn create(
     State(state): State<AppState>,
     _: Operator,

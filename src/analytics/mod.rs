@@ -1,9 +1,7 @@
 //! Analytics (see CONTRACT.md). Routes are added in this module's issue.
 
-use axum::Router;
+use crate::app::ApiRouter;
 
-use crate::app::AppState;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> ApiRouter {
+    ApiRouter::new()
 }

@@ -5,7 +5,6 @@ mod cache;
 mod entry;
 mod resource;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -16,16 +15,39 @@ use serde_json::json;
 pub use self::cache::{CacheStatus, CatalogCache, Lookup, ResourceStats, Tenant, Unavailable};
 pub use self::entry::{Entry, EntryKind, etag_for};
 pub use self::resource::{CacheKey, Resource};
-use crate::app::AppState;
+use crate::app::{ApiRouter, AppState};
 use crate::error::{ApiError, Result};
 use crate::extract::Path;
+use crate::openapi::Problem;
 use crate::tenant::CurrentStore;
+
+/// How a storefront request names its store (one of the two is needed; the header wins).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct StoreHeaders {
+    /// The store's slug.
+    #[param(rename = "X-Store-Id")]
+    x_store_id: Option<String>,
+    /// A custom domain, or `SLUG.MANGO_BASE_DOMAIN` (a port is ignored).
+    #[param(rename = "Host")]
+    host: Option<String>,
+}
+
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct ConditionalHeaders {
+    /// An ETag from an earlier answer: 304 when it still matches.
+    #[param(rename = "If-None-Match")]
+    if_none_match: Option<String>,
+}
 
 /// Longest item id worth asking Biz about; longer ones cannot exist there.
 pub const MAX_ID_LEN: usize = 128;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> ApiRouter {
+    ApiRouter::new()
         .route("/api/v1/store", get(store_settings))
         .route("/api/v1/{resource}", get(list))
         .route("/api/v1/{resource}/{id}", get(item))
@@ -46,7 +68,14 @@ fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
-async fn store_settings(CurrentStore(store): CurrentStore) -> Response {
+/// The store's public settings.
+#[utoipa::path(get, path = "/api/v1/store", tag = "storefront",
+    params(StoreHeaders),
+    responses(
+        (status = 200, description = "`{\"data\": {slug, name, template, theme, custom_domain}}`", body = serde_json::Value),
+        (status = 404, description = "store_not_found", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn store_settings(CurrentStore(store): CurrentStore) -> Response {
     let r = &store.record;
     let theme: serde_json::Value = serde_json::from_str(&r.theme).unwrap_or_else(|_| json!({}));
     let body = json!({"data": {
@@ -56,7 +85,16 @@ async fn store_settings(CurrentStore(store): CurrentStore) -> Response {
     ([(header::CACHE_CONTROL, "no-cache")], axum::Json(body)).into_response()
 }
 
-async fn list(
+/// Every item of a resource, all of Biz's pages joined, in Biz's order.
+#[utoipa::path(get, path = "/api/v1/{resource}", tag = "storefront",
+    params(("resource" = String, Path, description = "`services`, `products` or `staff`"), StoreHeaders, ConditionalHeaders),
+    responses(
+        (status = 200, description = "`{\"data\": [...]}`; headers `x-cache` (HIT, MISS, STALE), `ETag`, `Cache-Control: public, no-cache`", body = serde_json::Value),
+        (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
+        (status = 404, description = "not_found (unknown resource) or store_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "upstream_unavailable: Biz failed and no copy is young enough (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(
     State(state): State<AppState>,
     Path(resource): Path<String>,
     CurrentStore(store): CurrentStore,
@@ -67,7 +105,17 @@ async fn list(
     respond(state.catalog.get(&store.tenant, key).await, &headers)
 }
 
-async fn item(
+/// One item, as Biz has it.
+#[utoipa::path(get, path = "/api/v1/{resource}/{id}", tag = "storefront",
+    params(("resource" = String, Path, description = "`services`, `products` or `staff`"), ("id" = String, Path, description = "Biz's item id"), StoreHeaders, ConditionalHeaders),
+    responses(
+        (status = 200, description = "`{\"data\": {...}}`; headers `x-cache`, `ETag`, `Cache-Control`", body = serde_json::Value),
+        (status = 304, description = "Not modified"),
+        (status = 400, description = "invalid_request: an undecodable path", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found (Biz says so, remembered ~30 s) or store_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "upstream_unavailable (Retry-After)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn item(
     State(state): State<AppState>,
     Path((resource, id)): Path<(String, String)>,
     CurrentStore(store): CurrentStore,

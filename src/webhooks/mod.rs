@@ -2,10 +2,8 @@
 
 pub mod signature;
 
-use axum::Router;
+use crate::app::ApiRouter;
 
-use crate::app::AppState;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> ApiRouter {
+    ApiRouter::new()
 }
