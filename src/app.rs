@@ -122,10 +122,17 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Other instances' invalidations reach this one's memory through the shared database.
+    let feed = tokio::spawn(crate::catalog::feed::tail(
+        state.db.clone(),
+        state.catalog.clone(),
+    ));
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    feed.abort();
+    served?;
     Ok(())
 }
 

@@ -102,6 +102,7 @@ struct Inner {
     slots: Mutex<HashMap<(i64, Resource), Arc<ResourceSlot>>>,
     pending: Mutex<HashMap<CacheKey, Pending>>,
     next_fill_id: AtomicU64,
+    instance_id: i64,
     coalesced: metrics::Counter,
     db: Db,
     biz: BizClient,
@@ -131,6 +132,7 @@ impl CatalogCache {
                 slots: Mutex::default(),
                 pending: Mutex::default(),
                 next_fill_id: AtomicU64::new(1),
+                instance_id: rand::random::<i64>() & i64::MAX,
                 coalesced: metrics::counter!("mango_cache_fills_coalesced_total"),
                 db,
                 biz,
@@ -364,14 +366,30 @@ impl CatalogCache {
     /// were memory cleared first, a reader could refill it from the SQL row about to be
     /// deleted. Memory is cleared even when SQL fails, and the SQL error is returned.
     pub async fn invalidate(&self, store_id: i64, scope: &Scope) -> Result<(), DbError> {
-        let sql = self.inner.db.invalidate_cache(store_id, scope).await;
+        let now = self.inner.clock.now_ms();
+        let sql = self
+            .inner
+            .db
+            .invalidate_cache(store_id, scope, self.inner.instance_id, now)
+            .await;
+        self.invalidate_memory(store_id, scope);
+        sql
+    }
+
+    /// Retires this instance's memory entries covered by `scope` (no SQL): for invalidations
+    /// another instance already applied to the shared database.
+    pub fn invalidate_memory(&self, store_id: i64, scope: &Scope) {
         match scope {
             Scope::Store => Resource::ALL
                 .iter()
                 .for_each(|r| self.slot(store_id, *r).bump()),
             Scope::Resource(r) | Scope::Item(r, _) => self.slot(store_id, *r).bump(),
         }
-        sql
+    }
+
+    /// A random id for this process, written with each invalidation it makes.
+    pub fn instance_id(&self) -> i64 {
+        self.inner.instance_id
     }
 
     /// Lets moka finish pending evictions (its maintenance is otherwise amortised over reads).

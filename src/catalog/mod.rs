@@ -3,6 +3,7 @@
 
 mod cache;
 mod entry;
+pub mod feed;
 mod resource;
 
 use axum::body::Body;

@@ -173,6 +173,35 @@ pub enum Scope {
     Item(Resource, String),
 }
 
+/// One invalidation as the other instances see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedEntry {
+    pub id: i64,
+    pub origin: i64,
+    pub store_id: i64,
+    pub scope: Scope,
+}
+
+impl Scope {
+    /// `(resource, item)` columns of the feed; `None` means "all".
+    pub fn to_columns(&self) -> (Option<&'static str>, Option<&str>) {
+        match self {
+            Scope::Store => (None, None),
+            Scope::Resource(r) => (Some(r.as_str()), None),
+            Scope::Item(r, id) => (Some(r.as_str()), Some(id)),
+        }
+    }
+
+    /// The inverse of [`Scope::to_columns`]; an unknown resource widens to the whole store.
+    pub fn from_columns(resource: Option<&str>, item: Option<String>) -> Scope {
+        match (resource.and_then(Resource::parse), item) {
+            (Some(r), Some(id)) => Scope::Item(r, id),
+            (Some(r), None) => Scope::Resource(r),
+            (None, _) => Scope::Store,
+        }
+    }
+}
+
 #[async_trait]
 pub trait CacheRepo {
     async fn cache_item(
@@ -206,8 +235,22 @@ pub trait CacheRepo {
         expires_at_ms: i64,
         expected: Generation,
     ) -> DbResult<bool>;
-    /// Bumps the generation(s) and deletes the covered rows and list records, atomically.
-    async fn invalidate_cache(&self, store_id: i64, scope: &Scope) -> DbResult<()>;
+    /// Bumps the generation(s), deletes the covered rows and list records, and appends the
+    /// invalidation to the feed the other instances tail — all in one transaction. `origin`
+    /// names the instance, so it can skip its own entries.
+    async fn invalidate_cache(
+        &self,
+        store_id: i64,
+        scope: &Scope,
+        origin: i64,
+        now_ms: i64,
+    ) -> DbResult<()>;
+    /// The newest feed entry's id (0 when empty): where a starting instance begins tailing.
+    async fn latest_invalidation(&self) -> DbResult<i64>;
+    /// Feed entries after `after_id`, oldest first, at most `limit`.
+    async fn invalidations_since(&self, after_id: i64, limit: u32) -> DbResult<Vec<FeedEntry>>;
+    /// Deletes feed entries created before `before_ms`, at most `limit`.
+    async fn prune_invalidations(&self, before_ms: i64, limit: u32) -> DbResult<u64>;
     /// Rows per resource for the store (admin statistics).
     async fn cache_row_counts(&self, store_id: i64) -> DbResult<Vec<(Resource, i64)>>;
     /// Deletes rows that expired before `before_ms` (past the stale window), at most `limit`.

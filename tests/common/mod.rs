@@ -145,6 +145,17 @@ impl TestApp {
         self.base = base;
     }
 
+    /// A second instance on the same database and fake Biz (its own memory, its own port).
+    pub async fn spawn_peer(&self) -> Peer {
+        let (state, server, base) = start(&self.settings, self.clock.clone()).await;
+        Peer {
+            base,
+            state,
+            client: self.client.clone(),
+            _server: server,
+        }
+    }
+
     pub async fn stop(&mut self) {
         if let Some((tx, handle)) = self.server.take() {
             let _ = tx.send(());
@@ -265,6 +276,25 @@ impl TestApp {
             .header("webhook-timestamp", ts.to_string())
             .header("webhook-signature", signature)
             .body(body.to_string())
+            .send()
+            .await
+            .expect("request sent")
+    }
+}
+
+/// Another instance sharing a `TestApp`'s database; stops when dropped with its test.
+pub struct Peer {
+    pub base: String,
+    pub state: AppState,
+    pub client: reqwest::Client,
+    _server: Server,
+}
+
+impl Peer {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .header("X-Store-Id", STORE)
             .send()
             .await
             .expect("request sent")

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteDb;
 use crate::catalog::Resource;
-use crate::db::{CacheRepo, CachedItem, CachedList, DbResult, Generation, Scope};
+use crate::db::{CacheRepo, CachedItem, CachedList, DbResult, FeedEntry, Generation, Scope};
 
 fn table(resource: Resource) -> &'static str {
     match resource {
@@ -228,14 +228,74 @@ impl CacheRepo for SqliteDb {
         .await
     }
 
-    async fn invalidate_cache(&self, store_id: i64, scope: &Scope) -> DbResult<()> {
+    async fn invalidate_cache(
+        &self,
+        store_id: i64,
+        scope: &Scope,
+        origin: i64,
+        now_ms: i64,
+    ) -> DbResult<()> {
         let scope = scope.clone();
-        self.write_tx(move |tx| match &scope {
-            Scope::Item(resource, id) => invalidate(tx, store_id, *resource, Some(id)),
-            Scope::Resource(resource) => invalidate(tx, store_id, *resource, None),
-            Scope::Store => Resource::ALL
-                .iter()
-                .try_for_each(|r| invalidate(tx, store_id, *r, None)),
+        self.write_tx(move |tx| {
+            match &scope {
+                Scope::Item(resource, id) => invalidate(tx, store_id, *resource, Some(id))?,
+                Scope::Resource(resource) => invalidate(tx, store_id, *resource, None)?,
+                Scope::Store => Resource::ALL
+                    .iter()
+                    .try_for_each(|r| invalidate(tx, store_id, *r, None))?,
+            }
+            let (resource, item) = scope.to_columns();
+            tx.prepare_cached(
+                "INSERT INTO store_cache_invalidations (origin, store_id, resource, item_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![origin, store_id, resource, item, now_ms])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn latest_invalidation(&self) -> DbResult<i64> {
+        self.call(|c| {
+            c.query_row(
+                "SELECT COALESCE(MAX(id), 0) FROM store_cache_invalidations",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .await
+    }
+
+    async fn invalidations_since(&self, after_id: i64, limit: u32) -> DbResult<Vec<FeedEntry>> {
+        self.call(move |c| {
+            c.prepare_cached(
+                "SELECT id, origin, store_id, resource, item_id FROM store_cache_invalidations
+                 WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?
+            .query_map(params![after_id, limit], |r| {
+                Ok(FeedEntry {
+                    id: r.get(0)?,
+                    origin: r.get(1)?,
+                    store_id: r.get(2)?,
+                    scope: Scope::from_columns(
+                        r.get::<_, Option<String>>(3)?.as_deref(),
+                        r.get(4)?,
+                    ),
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn prune_invalidations(&self, before_ms: i64, limit: u32) -> DbResult<u64> {
+        self.write_tx(move |tx| {
+            tx.execute(
+                "DELETE FROM store_cache_invalidations WHERE id IN
+                 (SELECT id FROM store_cache_invalidations WHERE created_at < ?1 LIMIT ?2)",
+                params![before_ms, limit],
+            )
+            .map(|n| n as u64)
         })
         .await
     }

@@ -39,6 +39,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "004_analytics",
         include_str!("../../../migrations/sqlite/004_analytics.sql"),
     ),
+    (
+        "005_invalidation_feed",
+        include_str!("../../../migrations/sqlite/005_invalidation_feed.sql"),
+    ),
 ];
 
 #[derive(Clone)]
