@@ -33,6 +33,8 @@ pub struct AppState {
     pub catalog: CatalogCache,
     pub tenants: TenantResolver,
     pub clock: SharedClock,
+    /// Today's analytics salt, remembered between requests.
+    pub salts: crate::analytics::DailySalts,
 }
 
 impl AppState {
@@ -54,6 +56,7 @@ impl AppState {
             catalog,
             tenants,
             clock,
+            salts: Default::default(),
         })
     }
 }
