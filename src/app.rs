@@ -34,6 +34,8 @@ pub struct AppState {
     pub catalog: CatalogCache,
     pub tenants: TenantResolver,
     pub clock: SharedClock,
+    /// Today's analytics salt, remembered between requests.
+    pub salts: crate::analytics::DailySalts,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
             catalog,
             tenants,
             clock,
+            salts: Default::default(),
         })
     }
 }

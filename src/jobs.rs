@@ -22,9 +22,17 @@ type JobSpec = (&'static str, &'static str, fn(AppState) -> JobFuture);
 
 /// Every scheduled job. Add new jobs here.
 fn jobs() -> Vec<JobSpec> {
-    vec![("purge_expired_cache", "0 */10 * * * *", |s| {
-        Box::pin(purge_expired_cache(s))
-    })]
+    vec![
+        ("purge_expired_cache", "0 */10 * * * *", |s| {
+            Box::pin(purge_expired_cache(s))
+        }),
+        ("prune_invalidation_feed", "0 */15 * * * *", |s| {
+            Box::pin(async move { crate::catalog::feed::prune(&s.db, &s.clock).await })
+        }),
+        ("purge_analytics_salts", "0 7 * * * *", |s| {
+            Box::pin(crate::analytics::purge_old_salts(s))
+        }),
+    ]
 }
 
 /// Starts the scheduler with every job; the caller shuts it down on exit.

@@ -12,6 +12,8 @@ use subtle::ConstantTimeEq;
 use crate::app::AppState;
 use crate::db::StoreRecord;
 use crate::error::ApiError;
+use crate::extract::Path;
+use crate::tenant::is_valid_slug;
 
 pub const API_KEY_PREFIX: &str = "msk_";
 
@@ -86,6 +88,36 @@ impl FromRequestParts<AppState> for Operator {
                 "this route needs the operator token",
             )),
         }
+    }
+}
+
+/// The store named by the route's `{slug}`, once the caller is known to be allowed on it.
+/// Authentication comes first (401 before anything else), and a store key naming another
+/// store gets the same 404 as a store that does not exist, so keys cannot probe for slugs.
+pub struct AdminStore(pub StoreRecord);
+
+#[derive(serde::Deserialize)]
+struct SlugParam {
+    slug: String,
+}
+
+impl FromRequestParts<AppState> for AdminStore {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let Path(SlugParam { slug }) = Path::from_request_parts(parts, state).await?;
+        caller.check_store(&slug)?;
+        if !is_valid_slug(&slug) {
+            return Err(ApiError::StoreNotFound);
+        }
+        let store = state
+            .db
+            .store_by_slug(&slug)
+            .await?
+            .ok_or(ApiError::StoreNotFound)?;
+        tracing::Span::current().record("store", store.slug.as_str());
+        Ok(Self(store))
     }
 }
 

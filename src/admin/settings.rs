@@ -76,8 +76,9 @@ pub fn parse_theme(value: &serde_json::Value) -> Result<String, ApiError> {
 }
 
 /// A host name: dot-separated labels of letters, digits and inner hyphens, at least two
-/// labels, 253 characters at most. Stored lower-case.
-pub fn parse_custom_domain(raw: &str) -> Result<String, ApiError> {
+/// labels, 253 characters at most, and not `MANGO_BASE_DOMAIN` or a name under it (those
+/// resolve by slug and could never reach the store). Stored lower-case.
+pub fn parse_custom_domain(raw: &str, base_domain: &str) -> Result<String, ApiError> {
     let host = raw.trim_end_matches('.').to_ascii_lowercase();
     let label_ok = |l: &str| {
         (1..=63).contains(&l.len())
@@ -92,16 +93,21 @@ pub fn parse_custom_domain(raw: &str) -> Result<String, ApiError> {
         && !labels
             .last()
             .is_some_and(|tld| tld.bytes().all(|c| c.is_ascii_digit()));
-    if ok {
-        Ok(host)
-    } else {
-        Err(ApiError::invalid(
+    if !ok {
+        return Err(ApiError::invalid(
             "`custom_domain` must be a valid host name such as shop.example.com",
-        ))
+        ));
     }
+    if host == base_domain || host.ends_with(&format!(".{base_domain}")) {
+        return Err(ApiError::invalid(format!(
+            "`custom_domain` cannot be {base_domain} or under it; those names resolve by slug"
+        )));
+    }
+    Ok(host)
 }
 
-fn rfc3339(ms: i64) -> String {
+/// A Unix-milliseconds time as RFC 3339 (UTC).
+pub fn rfc3339(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
@@ -144,10 +150,14 @@ mod tests {
 
     #[test]
     fn domains() {
+        let base = "mango.localhost";
         assert_eq!(
-            parse_custom_domain("Shop.Example.COM").unwrap(),
+            parse_custom_domain("Shop.Example.COM", base).unwrap(),
             "shop.example.com"
         );
+        assert!(parse_custom_domain("mango.localhost", base).is_err());
+        assert!(parse_custom_domain("other.mango.localhost", base).is_err());
+        assert!(parse_custom_domain("notmango.localhost", base).is_ok());
         for bad in [
             "localhost",
             "-a.com",
@@ -158,9 +168,9 @@ mod tests {
             "",
             "ü.com",
         ] {
-            assert!(parse_custom_domain(bad).is_err(), "{bad}");
+            assert!(parse_custom_domain(bad, base).is_err(), "{bad}");
         }
-        assert!(parse_custom_domain(&format!("{}.com", "a".repeat(64))).is_err());
+        assert!(parse_custom_domain(&format!("{}.com", "a".repeat(64)), base).is_err());
     }
 
     #[test]

@@ -1,19 +1,20 @@
-//! `POST /admin/v1/stores` (operator).
+//! A store and its settings: `POST /admin/v1/stores` (operator), `GET` and `PATCH
+//! /admin/v1/stores/{slug}` (operator or the store's own key).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::json;
 
-use super::auth::{Operator, new_api_key};
+use super::auth::{AdminStore, Operator, new_api_key};
 use super::settings::{
     DEFAULT_TEMPLATE, StoreSlug, StoreView, parse_business_id, parse_custom_domain, parse_name,
     parse_template, parse_theme,
 };
 use crate::app::AppState;
-use crate::db::NewStore;
-use crate::error::Result;
+use crate::db::{NewStore, StorePatch};
+use crate::error::{ApiError, Result};
 use crate::extract::Json;
 use crate::openapi::Problem;
 
@@ -53,7 +54,7 @@ pub async fn create(
         custom_domain: body
             .custom_domain
             .as_deref()
-            .map(parse_custom_domain)
+            .map(|d| parse_custom_domain(d, &state.config.base_domain))
             .transpose()?,
         api_key_hash,
         now_ms: state.clock.now_ms(),
@@ -66,4 +67,134 @@ pub async fn create(
         StatusCode::CREATED,
         axum::Json(json!({"data": StoreView::from(store), "api_key": api_key})),
     ))
+}
+
+/// The store with its settings.
+#[utoipa::path(get, path = "/admin/v1/stores/{slug}", tag = "admin", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "The store's slug")),
+    responses(
+        (status = 200, description = "`{\"data\": store}`", body = serde_json::Value),
+        (status = 401, description = "unauthorized: no or a wrong token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "store_not_found: unknown slug, or another store's key", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get(AdminStore(store): AdminStore) -> impl IntoResponse {
+    axum::Json(json!({"data": StoreView::from(store)}))
+}
+
+/// `Some(None)` for an explicit `null`, `Some(Some(v))` for a value; an absent field stays
+/// `None` through `#[serde(default)]`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A partial update. Unknown fields are refused, so a misspelt field is an error rather than
+/// a silent no-op. `slug` and `biz_business_id` may be sent (a client echoing what it read)
+/// but not changed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchStore {
+    slug: Option<String>,
+    biz_business_id: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    template: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    theme: Option<Option<serde_json::Value>>,
+    /// `null` clears the custom domain.
+    #[serde(default, deserialize_with = "present")]
+    custom_domain: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    is_published: Option<Option<bool>>,
+}
+
+/// A field that may be left out but not set to `null`.
+fn not_null<T>(field: &str, value: Option<Option<T>>) -> Result<Option<T>> {
+    match value {
+        Some(None) => Err(ApiError::invalid(format!("`{field}` cannot be null"))),
+        Some(Some(v)) => Ok(Some(v)),
+        None => Ok(None),
+    }
+}
+
+fn immutable(field: &str, sent: Option<String>, current: &str) -> Result<()> {
+    match sent {
+        Some(v) if v != current => Err(ApiError::invalid(format!(
+            "`{field}` is immutable and cannot be changed (it is {current:?})"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Changes `name, template, theme, custom_domain, is_published` (send only what changes;
+/// `custom_domain: null` clears it; `slug` and `biz_business_id` are immutable).
+#[utoipa::path(patch, path = "/admin/v1/stores/{slug}", tag = "admin", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "The store's slug")),
+    request_body(content = serde_json::Value, description = "`{name?, template?, theme?, custom_domain?, is_published?}`"),
+    responses(
+        (status = 200, description = "`{\"data\": store}`", body = serde_json::Value),
+        (status = 400, description = "invalid_request: a bad or immutable field", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: no or a wrong token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "store_not_found: unknown slug, or another store's key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict: the custom domain belongs to another store", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn update(
+    State(state): State<AppState>,
+    AdminStore(store): AdminStore,
+    Json(body): Json<PatchStore>,
+) -> Result<impl IntoResponse> {
+    immutable("slug", body.slug, &store.slug)?;
+    immutable(
+        "biz_business_id",
+        body.biz_business_id,
+        &store.biz_business_id,
+    )?;
+    let base_domain = &state.config.base_domain;
+    let patch = StorePatch {
+        name: not_null("name", body.name)?
+            .map(|n| parse_name(&n))
+            .transpose()?,
+        template: not_null("template", body.template)?
+            .map(|t| parse_template(&t))
+            .transpose()?,
+        theme: not_null("theme", body.theme)?
+            .map(|t| parse_theme(&t))
+            .transpose()?,
+        custom_domain: body
+            .custom_domain
+            .map(|d| d.map(|d| parse_custom_domain(&d, base_domain)).transpose())
+            .transpose()?,
+        is_published: not_null("is_published", body.is_published)?,
+    };
+    let changed = changed_fields(&patch);
+    if changed.is_empty() {
+        return Ok(axum::Json(json!({"data": StoreView::from(store)})));
+    }
+    let updated = state
+        .db
+        .update_store(&store.slug, patch, state.clock.now_ms())
+        .await?
+        .ok_or(ApiError::StoreNotFound)?;
+    // At once, so that a new custom domain resolves on the very next storefront request
+    // (other instances see it within the resolver's short TTL).
+    state.tenants.clear();
+    tracing::info!(store = %updated.slug, fields = %changed.join(","), "store settings changed");
+    Ok(axum::Json(json!({"data": StoreView::from(updated)})))
+}
+
+/// Names of the fields a patch sets (for the log line; never the values).
+fn changed_fields(p: &StorePatch) -> Vec<&'static str> {
+    [
+        ("name", p.name.is_some()),
+        ("template", p.template.is_some()),
+        ("theme", p.theme.is_some()),
+        ("custom_domain", p.custom_domain.is_some()),
+        ("is_published", p.is_published.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect()
 }

@@ -1,5 +1,7 @@
 //! The persistence seam for analytics events, page views, sessions and salts.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 
 use super::DbResult;
@@ -21,7 +23,85 @@ pub struct NewEvent {
     pub occurred_at_ms: i64,
 }
 
+/// The events one storefront request posted: one visitor, one moment, one transaction.
+#[derive(Debug, Clone)]
+pub struct VisitorEvents {
+    pub store_id: i64,
+    pub visitor_hash: String,
+    pub now_ms: i64,
+    /// The visitor's latest session continues if it saw an event at most this long ago;
+    /// otherwise a new session starts.
+    pub session_idle_ms: i64,
+    /// A new session's id, used only if a new session starts.
+    pub new_session_id: String,
+    pub events: Vec<ClientEvent>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientEvent {
+    pub name: String,
+    pub url: Option<String>,
+    pub referrer: Option<String>,
+    /// JSON object text.
+    pub props: Option<String>,
+    /// `page_view` events are also recorded in `store_analytics.page_views`.
+    pub is_page_view: bool,
+    /// The URL's path (no query, no fragment), kept with page views.
+    pub path: Option<String>,
+}
+
+/// The session a batch of visitor events was recorded in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedSession {
+    pub session_id: String,
+    pub is_new: bool,
+}
+
+/// Analytics of one store over `[from_ms, to_ms)`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct AnalyticsSummary {
+    pub page_views: i64,
+    /// Distinct visitor hashes among the events. Hashes change with the daily salt, so a
+    /// person seen on two days counts twice (as in Plausible).
+    pub visitors: i64,
+    /// Sessions that started in the range.
+    pub sessions: i64,
+    /// Events per name, every name included (page views and `booking_*` too).
+    pub events: BTreeMap<String, i64>,
+    pub funnel: Funnel,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Funnel {
+    /// Page views whose path has a `/services/<something>` segment pair, plus `service_view`
+    /// events.
+    pub service_views: i64,
+    /// Distinct drafts with a `booking_draft_created` event.
+    pub drafts_created: i64,
+    /// Distinct drafts with a `booking_confirmed` event whose `booking_draft_created` event is
+    /// in the range too.
+    pub bookings_confirmed: i64,
+}
+
 #[async_trait]
 pub trait AnalyticsRepo {
     async fn insert_events(&self, events: Vec<NewEvent>) -> DbResult<()>;
+
+    /// Records a visitor's events, their page views, and the session they belong to (extended
+    /// or started), all in one transaction.
+    async fn record_visitor_events(&self, batch: VisitorEvents) -> DbResult<RecordedSession>;
+
+    /// The salt of a UTC day, created at random on first use. Safe when several instances ask
+    /// at once: all of them get the one salt that was stored first.
+    async fn daily_salt(&self, day: i64, new_salt: String, now_ms: i64) -> DbResult<String>;
+
+    /// Deletes the salts of days before `day`, at most `limit`; answers how many.
+    async fn delete_salts_before(&self, day: i64, limit: u32) -> DbResult<u64>;
+
+    async fn analytics_summary(
+        &self,
+        store_id: i64,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> DbResult<AnalyticsSummary>;
 }

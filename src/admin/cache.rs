@@ -1,0 +1,120 @@
+//! The store's catalog cache: `POST …/cache/purge` and `GET …/cache` (statistics).
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::auth::AdminStore;
+use crate::app::AppState;
+use crate::catalog::{Resource, is_plausible_id};
+use crate::db::Scope;
+use crate::error::{ApiError, Result};
+use crate::extract::Json;
+use crate::openapi::Problem;
+
+/// `{}` (everything), `{"resource"}` (one resource) or `{"resource","id"}` (one item and the
+/// list holding it).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Purge {
+    resource: Option<String>,
+    id: Option<String>,
+}
+
+impl Purge {
+    fn scope(self) -> Result<Scope> {
+        let resource = self
+            .resource
+            .map(|r| {
+                Resource::parse(&r).ok_or_else(|| {
+                    ApiError::invalid("`resource` must be one of services, products, staff")
+                })
+            })
+            .transpose()?;
+        match (resource, self.id) {
+            (None, None) => Ok(Scope::Store),
+            (Some(r), None) => Ok(Scope::Resource(r)),
+            (Some(r), Some(id)) if is_plausible_id(&id) => Ok(Scope::Item(r, id)),
+            (Some(_), Some(_)) => Err(ApiError::invalid(
+                "`id` must be 1 to 128 printable characters without spaces",
+            )),
+            (None, Some(_)) => Err(ApiError::invalid("`id` needs a `resource`")),
+        }
+    }
+}
+
+/// Purges the store's cache: everything, a resource, or one item (and its list).
+#[utoipa::path(post, path = "/admin/v1/stores/{slug}/cache/purge", tag = "admin", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "The store's slug")),
+    request_body(content = serde_json::Value, description = "`{}`, `{\"resource\"}` or `{\"resource\",\"id\"}`"),
+    responses(
+        (status = 200, description = "`{\"data\": {\"purged\": {scope, …}}}`", body = serde_json::Value),
+        (status = 400, description = "invalid_request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: no or a wrong token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "store_not_found: unknown slug, or another store's key", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "database_unavailable (memory was purged all the same)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn purge(
+    State(state): State<AppState>,
+    AdminStore(store): AdminStore,
+    Json(body): Json<Purge>,
+) -> Result<impl IntoResponse> {
+    let scope = body.scope()?;
+    state.catalog.invalidate(store.id, &scope).await?;
+    let (label, purged) = match &scope {
+        Scope::Store => ("store", json!({"scope": "store"})),
+        Scope::Resource(r) => ("resource", json!({"scope": "resource", "resource": r})),
+        Scope::Item(r, id) => ("item", json!({"scope": "item", "resource": r, "id": id})),
+    };
+    tracing::info!(store = %store.slug, scope = label, "cache purged by admin");
+    metrics::counter!("mango_admin_cache_purges_total", "scope" => label).increment(1);
+    Ok(axum::Json(json!({"data": {"purged": purged}})))
+}
+
+#[derive(Serialize, Default)]
+struct Entries {
+    /// Entries in this instance's memory.
+    memory: u64,
+    /// Rows in the shared SQL cache tables.
+    sql: i64,
+}
+
+#[derive(Serialize, Default)]
+struct ResourceReport {
+    entries: Entries,
+    hits: u64,
+    misses: u64,
+    stale: u64,
+}
+
+/// Per resource: entries (memory, SQL), hits, misses, stale serves.
+#[utoipa::path(get, path = "/admin/v1/stores/{slug}/cache", tag = "admin", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "The store's slug")),
+    responses(
+        (status = 200, description = "`{\"data\": {services: {entries: {memory, sql}, hits, misses, stale}, …}}`", body = serde_json::Value),
+        (status = 401, description = "unauthorized: no or a wrong token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "store_not_found: unknown slug, or another store's key", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn stats(
+    State(state): State<AppState>,
+    AdminStore(store): AdminStore,
+) -> Result<impl IntoResponse> {
+    let mut report: BTreeMap<Resource, ResourceReport> = Resource::ALL
+        .iter()
+        .map(|r| (*r, ResourceReport::default()))
+        .collect();
+    for s in state.catalog.stats(store.id) {
+        let r = report.entry(s.resource).or_default();
+        r.entries.memory = s.memory_entries;
+        r.hits = s.hits;
+        r.misses = s.misses;
+        r.stale = s.stale;
+    }
+    for (resource, rows) in state.db.cache_row_counts(store.id).await? {
+        report.entry(resource).or_default().entries.sql = rows;
+    }
+    Ok(axum::Json(json!({"data": report})))
+}
