@@ -33,6 +33,8 @@ pub struct AppState {
     pub catalog: CatalogCache,
     pub tenants: TenantResolver,
     pub clock: SharedClock,
+    /// Booking confirms in flight in this process (joined by concurrent confirms).
+    pub confirms: crate::booking::ConfirmFlights,
 }
 
 impl AppState {
@@ -54,6 +56,7 @@ impl AppState {
             catalog,
             tenants,
             clock,
+            confirms: Default::default(),
         })
     }
 }

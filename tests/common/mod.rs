@@ -315,3 +315,68 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Another instance of the service on the same database and the same fake Biz, with memory of
+/// its own (as when several instances run behind a load balancer).
+pub struct Instance {
+    pub base: String,
+    pub state: AppState,
+    server: Option<Server>,
+}
+
+impl Instance {
+    pub async fn stop(&mut self) {
+        if let Some((tx, handle)) = self.server.take() {
+            let _ = tx.send(());
+            handle.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn_instance(&self) -> Instance {
+        let (state, server, base) = start(&self.settings, self.clock.clone()).await;
+        Instance {
+            base,
+            state,
+            server: Some(server),
+        }
+    }
+
+    /// A storefront request with any method and optional JSON body, for store `slug`.
+    pub async fn storefront(
+        &self,
+        method: reqwest::Method,
+        slug: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .header("X-Store-Id", slug);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// A connection to the test database, for assertions on what was stored.
+    pub fn sql(&self) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open(&self.db_path).expect("test database opens");
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        conn
+    }
+
+    /// Analytics events with this name, for one draft or for all.
+    pub fn count_events(&self, name: &str, draft_id: Option<&str>) -> i64 {
+        self.sql()
+            .query_row(
+                "SELECT COUNT(*) FROM store_analytics_events
+                 WHERE name = ?1 AND (?2 IS NULL OR draft_id = ?2)",
+                rusqlite::params![name, draft_id],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+}
