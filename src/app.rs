@@ -36,6 +36,8 @@ pub struct AppState {
     pub clock: SharedClock,
     /// Today's analytics salt, remembered between requests.
     pub salts: crate::analytics::DailySalts,
+    /// Booking confirms in flight in this process (joined by concurrent confirms).
+    pub confirms: crate::booking::ConfirmFlights,
 }
 
 impl AppState {
@@ -58,6 +60,7 @@ impl AppState {
             tenants,
             clock,
             salts: Default::default(),
+            confirms: Default::default(),
         })
     }
 }

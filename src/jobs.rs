@@ -32,6 +32,9 @@ fn jobs() -> Vec<JobSpec> {
         ("purge_analytics_salts", "0 7 * * * *", |s| {
             Box::pin(crate::analytics::purge_old_salts(s))
         }),
+        ("expire_booking_drafts", "30 * * * * *", |s| {
+            Box::pin(crate::booking::expire_booking_drafts(s))
+        }),
     ]
 }
 

@@ -152,7 +152,7 @@ impl TestApp {
             base,
             state,
             client: self.client.clone(),
-            _server: server,
+            server: Some(server),
         }
     }
 
@@ -282,15 +282,23 @@ impl TestApp {
     }
 }
 
-/// Another instance sharing a `TestApp`'s database; stops when dropped with its test.
+/// Another instance of the service on the same database and the same fake Biz, with memory
+/// of its own (as when several instances run behind a load balancer).
 pub struct Peer {
     pub base: String,
     pub state: AppState,
     pub client: reqwest::Client,
-    _server: Server,
+    server: Option<Server>,
 }
 
 impl Peer {
+    pub async fn stop(&mut self) {
+        if let Some((tx, handle)) = self.server.take() {
+            let _ = tx.send(());
+            handle.await.unwrap().unwrap();
+        }
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{path}", self.base))
@@ -351,5 +359,44 @@ where
             return false;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl TestApp {
+    /// A storefront request with any method and optional JSON body, for store `slug`.
+    pub async fn storefront(
+        &self,
+        method: reqwest::Method,
+        slug: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .header("X-Store-Id", slug);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// A connection to the test database, for assertions on what was stored.
+    pub fn sql(&self) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open(&self.db_path).expect("test database opens");
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        conn
+    }
+
+    /// Analytics events with this name, for one draft or for all.
+    pub fn count_events(&self, name: &str, draft_id: Option<&str>) -> i64 {
+        self.sql()
+            .query_row(
+                "SELECT COUNT(*) FROM store_analytics_events
+                 WHERE name = ?1 AND (?2 IS NULL OR draft_id = ?2)",
+                rusqlite::params![name, draft_id],
+                |r| r.get(0),
+            )
+            .unwrap()
     }
 }
