@@ -190,12 +190,9 @@ async fn request_context(request: Request, next: Next) -> Response {
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
     span.record("status", status);
-    let route = response
-        .extensions()
-        .get::<RouteLabel>()
-        .map_or("unmatched", |r| r.0.as_str())
-        .to_string();
-    telemetry::record_request(&route, status, started.elapsed());
+    let route = response.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    telemetry::record_request(route, status, started.elapsed());
     span.in_scope(|| {
         tracing::debug!(
             status,
@@ -207,21 +204,16 @@ async fn request_context(request: Request, next: Next) -> Response {
     response
 }
 
-#[derive(Clone)]
-struct RouteLabel(String);
-
-/// Runs after routing, so the matched pattern (never the raw path) labels the metrics.
+/// Runs after routing, so the matched pattern (never the raw path) labels the metrics; it
+/// hands the pattern back out on the response (a cheap clone of a shared string).
 async fn record_route(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     if let Some(route) = &route {
         tracing::Span::current().record("route", route.as_str());
     }
     let mut response = next.run(request).await;
     if let Some(route) = route {
-        response.extensions_mut().insert(RouteLabel(route));
+        response.extensions_mut().insert(route);
     }
     response
 }

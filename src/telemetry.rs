@@ -49,18 +49,37 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
     })
 }
 
+/// Per-route handles, resolved once per worker thread: the request path then costs two
+/// atomic increments, no label hashing in the shared registry, no allocation.
+struct RouteMetrics {
+    by_class: [metrics::Counter; 5],
+    duration: metrics::Histogram,
+}
+
+thread_local! {
+    static ROUTE_METRICS: std::cell::RefCell<std::collections::HashMap<String, RouteMetrics>> =
+        std::cell::RefCell::default();
+}
+
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
 pub fn record_request(route: &str, status: u16, elapsed: Duration) {
-    let status_class = match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    };
-    metrics::counter!("mango_http_requests_total", "route" => route.to_string(), "status" => status_class)
-        .increment(1);
-    metrics::histogram!("mango_http_request_duration_seconds", "route" => route.to_string())
-        .record(elapsed.as_secs_f64());
+    let class = usize::from((status / 100).clamp(1, 5) - 1);
+    ROUTE_METRICS.with_borrow_mut(|routes| {
+        if !routes.contains_key(route) {
+            let owned = route.to_string();
+            let handles = RouteMetrics {
+                by_class: STATUS_CLASSES.map(|c| {
+                    metrics::counter!("mango_http_requests_total", "route" => owned.clone(), "status" => c)
+                }),
+                duration: metrics::histogram!("mango_http_request_duration_seconds", "route" => owned.clone()),
+            };
+            routes.insert(owned, handles);
+        }
+        let handles = &routes[route];
+        handles.by_class[class].increment(1);
+        handles.duration.record(elapsed.as_secs_f64());
+    });
 }
 
 /// A client's request id is echoed only if it is short and printable.

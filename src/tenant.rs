@@ -35,17 +35,19 @@ impl Store {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Lookup {
-    Slug(String),
-    Domain(String),
+/// How a request names its store, borrowed from its headers.
+enum Lookup<'a> {
+    Slug(&'a str),
+    Domain(std::borrow::Cow<'a, str>),
 }
 
 #[derive(Clone)]
 pub struct TenantResolver {
     db: Db,
     base_suffix: Arc<str>,
-    lookups: moka::future::Cache<Lookup, Option<Arc<Store>>>,
+    // Two maps keyed by `String` so the hot path looks up by `&str`, allocating nothing.
+    by_slug: moka::future::Cache<String, Option<Arc<Store>>>,
+    by_domain: moka::future::Cache<String, Option<Arc<Store>>>,
 }
 
 /// A slug as the storefront may name it: `[a-z0-9][a-z0-9-]{1,62}`.
@@ -57,39 +59,57 @@ pub fn is_valid_slug(slug: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
+fn lookup_cache() -> moka::future::Cache<String, Option<Arc<Store>>> {
+    moka::future::Cache::builder()
+        .max_capacity(100_000)
+        .time_to_live(LOOKUP_TTL)
+        .build()
+}
+
 impl TenantResolver {
     pub fn new(db: Db, base_domain: &str) -> Self {
         Self {
             db,
             base_suffix: Arc::from(format!(".{base_domain}")),
-            lookups: moka::future::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(LOOKUP_TTL)
-                .build(),
+            by_slug: lookup_cache(),
+            by_domain: lookup_cache(),
         }
     }
 
     /// Forget every cached lookup; called on any settings change.
     pub fn clear(&self) {
-        self.lookups.invalidate_all();
+        self.by_slug.invalidate_all();
+        self.by_domain.invalidate_all();
     }
 
-    fn lookup_for(&self, headers: &HeaderMap) -> Option<Lookup> {
+    fn lookup_for<'h>(&self, headers: &'h HeaderMap) -> Option<Lookup<'h>> {
         if let Some(id) = headers.get("x-store-id") {
             let slug = id.to_str().ok()?.trim();
-            return is_valid_slug(slug).then(|| Lookup::Slug(slug.to_string()));
+            return is_valid_slug(slug).then_some(Lookup::Slug(slug));
         }
         let host = headers.get(header::HOST)?.to_str().ok()?;
-        let host = strip_port(host).trim_end_matches('.').to_ascii_lowercase();
-        if let Some(slug) = host.strip_suffix(&*self.base_suffix) {
-            return is_valid_slug(slug).then(|| Lookup::Slug(slug.to_string()));
+        let host = strip_port(host).trim_end_matches('.');
+        if host.is_empty() || host.len() > 253 {
+            return None;
         }
-        (!host.is_empty() && host.len() <= 253).then_some(Lookup::Domain(host))
+        if let Some(slug) = host.strip_suffix(&*self.base_suffix) {
+            return is_valid_slug(slug).then_some(Lookup::Slug(slug));
+        }
+        let domain = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(host.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(host)
+        };
+        Some(Lookup::Domain(domain))
     }
 
     pub async fn resolve(&self, headers: &HeaderMap) -> Result<Arc<Store>, ApiError> {
         let lookup = self.lookup_for(headers).ok_or(ApiError::StoreNotFound)?;
-        if let Some(found) = self.lookups.get(&lookup).await {
+        let (cache, key) = match &lookup {
+            Lookup::Slug(slug) => (&self.by_slug, *slug),
+            Lookup::Domain(domain) => (&self.by_domain, domain.as_ref()),
+        };
+        if let Some(found) = cache.get(key).await {
             return found.ok_or(ApiError::StoreNotFound);
         }
         let record = match &lookup {
@@ -97,7 +117,7 @@ impl TenantResolver {
             Lookup::Domain(domain) => self.db.store_by_domain(domain).await?,
         };
         let store = record.map(|r| Arc::new(Store::new(r)));
-        self.lookups.insert(lookup, store.clone()).await;
+        cache.insert(key.to_string(), store.clone()).await;
         store.ok_or(ApiError::StoreNotFound)
     }
 }

@@ -33,9 +33,9 @@ const RETRY_BACKOFF_MS: i64 = 5_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheStatus {
-    Hit,
-    Miss,
-    Stale,
+    Hit = 0,
+    Miss = 1,
+    Stale = 2,
 }
 
 impl CacheStatus {
@@ -104,6 +104,8 @@ struct Inner {
     next_fill_id: AtomicU64,
     instance_id: i64,
     coalesced: metrics::Counter,
+    /// `mango_cache_requests_total` by resource and status, resolved once.
+    requests: [[metrics::Counter; 3]; 3],
     db: Db,
     biz: BizClient,
     clock: SharedClock,
@@ -134,6 +136,11 @@ impl CatalogCache {
                 next_fill_id: AtomicU64::new(1),
                 instance_id: rand::random::<i64>() & i64::MAX,
                 coalesced: metrics::counter!("mango_cache_fills_coalesced_total"),
+                requests: Resource::ALL.map(|r| {
+                    [CacheStatus::Hit, CacheStatus::Miss, CacheStatus::Stale].map(|status| {
+                        metrics::counter!("mango_cache_requests_total", "resource" => r.as_str(), "result" => status.as_str())
+                    })
+                }),
                 db,
                 biz,
                 clock,
@@ -174,8 +181,7 @@ impl CatalogCache {
             CacheStatus::Stale => &entry.slot().stale,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("mango_cache_requests_total", "resource" => resource.as_str(), "result" => status.as_str())
-            .increment(1);
+        self.inner.requests[resource.index()][status as usize].increment(1);
         Lookup { entry, status }
     }
 

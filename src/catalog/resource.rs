@@ -26,6 +26,11 @@ impl Resource {
         }
     }
 
+    /// Position in [`Resource::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Services => "services",
