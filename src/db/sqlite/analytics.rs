@@ -83,28 +83,8 @@ fn count(tx: &rusqlite::Connection, sql: &str, p: impl rusqlite::Params) -> rusq
 #[async_trait]
 impl AnalyticsRepo for SqliteDb {
     async fn insert_events(&self, events: Vec<NewEvent>) -> DbResult<()> {
-        self.write_tx(move |tx| {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO store_analytics_events
-                    (store_id, name, url, referrer, props, draft_id, visitor_hash, session_id, occurred_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            for e in &events {
-                insert.execute(params![
-                    e.store_id,
-                    e.name,
-                    e.url,
-                    e.referrer,
-                    e.props,
-                    e.draft_id,
-                    e.visitor_hash,
-                    e.session_id,
-                    e.occurred_at_ms
-                ])?;
-            }
-            Ok(())
-        })
-        .await
+        self.write_tx(move |tx| events.iter().try_for_each(|e| insert_event(tx, e)))
+            .await
     }
 
     async fn record_visitor_events(&self, batch: VisitorEvents) -> DbResult<RecordedSession> {
