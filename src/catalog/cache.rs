@@ -251,7 +251,13 @@ impl CatalogCache {
         };
 
         // SQL second. Its generation guards our write of whatever Biz answers.
-        let sql = self.read_sql(tenant.store_id, key).await;
+        let sql = if self.sql_in_step(tenant.store_id, key.resource, &slot).await {
+            self.read_sql(tenant.store_id, key).await
+        } else {
+            Err(DbError::Unavailable(anyhow::anyhow!(
+                "the SQL cache missed an invalidation"
+            )))
+        };
         let db_generation = sql.as_ref().ok().map(|(_, g)| *g);
         if let Ok((Some(row), _)) = sql {
             let entry = make(
@@ -363,15 +369,46 @@ impl CatalogCache {
     /// Drops everything `scope` covers, in SQL and in memory, before returning. SQL goes first:
     /// were memory cleared first, a reader could refill it from the SQL row about to be
     /// deleted. Memory is cleared even when SQL fails, and the SQL error is returned.
+    /// When SQL fails, its rows may still be read (a locked SQLite file still serves readers):
+    /// the slot remembers the miss, so fills neither serve nor overwrite those rows until an
+    /// SQL invalidation succeeds again.
     pub async fn invalidate(&self, store_id: i64, scope: &Scope) -> Result<(), DbError> {
         let sql = self.inner.db.invalidate_cache(store_id, scope).await;
-        match scope {
-            Scope::Store => Resource::ALL
-                .iter()
-                .for_each(|r| self.slot(store_id, *r).bump()),
-            Scope::Resource(r) | Scope::Item(r, _) => self.slot(store_id, *r).bump(),
+        let resources = match scope {
+            Scope::Store => &Resource::ALL[..],
+            Scope::Resource(r) | Scope::Item(r, _) => std::slice::from_ref(r),
+        };
+        for r in resources {
+            let slot = self.slot(store_id, *r);
+            if sql.is_err() {
+                slot.note_sql_missed();
+            }
+            slot.bump();
         }
         sql
+    }
+
+    /// Whether the SQL rows of `(store, resource)` can be trusted: true unless an invalidation
+    /// failed to reach SQL, in which case it is redone (for the whole resource) first.
+    async fn sql_in_step(&self, store_id: i64, resource: Resource, slot: &ResourceSlot) -> bool {
+        let Some(mark) = slot.sql_behind() else {
+            return true;
+        };
+        match self
+            .inner
+            .db
+            .invalidate_cache(store_id, &Scope::Resource(resource))
+            .await
+        {
+            Ok(()) => {
+                slot.sql_repaired(mark);
+                true
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "SQL cache still behind an invalidation; skipping it");
+                false
+            }
+        }
     }
 
     /// Per-resource counters and memory entries for one store (admin statistics).
