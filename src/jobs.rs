@@ -19,9 +19,14 @@ type JobFuture = Pin<Box<dyn Future<Output = anyhow::Result<u64>> + Send>>;
 
 /// `(name, cron, run)`. Add new jobs here.
 fn jobs() -> Vec<(&'static str, &'static str, fn(AppState) -> JobFuture)> {
-    vec![("purge_expired_cache", "0 */10 * * * *", |s| {
-        Box::pin(purge_expired_cache(s))
-    })]
+    vec![
+        ("purge_expired_cache", "0 */10 * * * *", |s| {
+            Box::pin(purge_expired_cache(s))
+        }),
+        ("prune_webhook_inbox", "0 17 * * * *", |s| {
+            Box::pin(crate::webhooks::prune_inbox(s))
+        }),
+    ]
 }
 
 /// Starts the scheduler with every job; the caller shuts it down on exit.
