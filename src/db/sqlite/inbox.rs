@@ -79,7 +79,7 @@ impl InboxRepo for SqliteDb {
 
     async fn finish_delivery(&self, webhook_id: &str, processed_at_ms: i64) -> DbResult<()> {
         let webhook_id = webhook_id.to_string();
-        self.call(move |c| {
+        self.write_tx(move |c| {
             c.prepare_cached(
                 "UPDATE store_webhooks_inbox SET status = 'processed', processed_at = ?2
                  WHERE webhook_id = ?1 AND status = 'processing'",
@@ -121,7 +121,7 @@ impl InboxRepo for SqliteDb {
     }
 
     async fn prune_inbox(&self, before_ms: i64, limit: u32) -> DbResult<u64> {
-        self.call(move |c| {
+        self.write_tx(move |c| {
             c.prepare_cached(
                 "DELETE FROM store_webhooks_inbox WHERE rowid IN
                  (SELECT rowid FROM store_webhooks_inbox WHERE received_at < ?1 LIMIT ?2)",
