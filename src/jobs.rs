@@ -35,6 +35,9 @@ fn jobs() -> Vec<JobSpec> {
         ("expire_booking_drafts", "30 * * * * *", |s| {
             Box::pin(crate::booking::expire_booking_drafts(s))
         }),
+        ("prune_webhook_inbox", "0 17 * * * *", |s| {
+            Box::pin(crate::webhooks::prune_inbox(s))
+        }),
     ]
 }
 

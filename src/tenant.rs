@@ -4,7 +4,8 @@
 //! Lookups are cached in memory, unknown hosts included (so a flood of made-up hosts costs one
 //! query each per TTL, not one per request), and dropped whenever store settings change.
 
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
@@ -48,6 +49,7 @@ pub struct TenantResolver {
     // Two maps keyed by `String` so the hot path looks up by `&str`, allocating nothing.
     by_slug: moka::future::Cache<String, Option<Arc<Store>>>,
     by_domain: moka::future::Cache<String, Option<Arc<Store>>>,
+    known_stores: Arc<Mutex<HashMap<Arc<str>, BTreeSet<i64>>>>,
 }
 
 /// A slug as the storefront may name it: `[a-z0-9][a-z0-9-]{1,62}`.
@@ -73,7 +75,31 @@ impl TenantResolver {
             base_suffix: Arc::from(format!(".{base_domain}")),
             by_slug: lookup_cache(),
             by_domain: lookup_cache(),
+            known_stores: Arc::default(),
         }
+    }
+
+    /// Notes that these stores belong to `business_id`. The map only grows (a store's business
+    /// never changes, and stores are few), and every store resolved here is in it, so it holds
+    /// every store whose catalog this process can have in memory: a webhook arriving while the
+    /// database is down still knows whose memory to invalidate.
+    pub fn learn(&self, business_id: &str, store_ids: &[i64]) {
+        let mut known = self.known_stores.lock().expect("known stores lock");
+        match known.get_mut(business_id) {
+            Some(ids) => ids.extend(store_ids),
+            None => {
+                known.insert(Arc::from(business_id), store_ids.iter().copied().collect());
+            }
+        }
+    }
+
+    /// The stores of `business_id` this process has met (see [`TenantResolver::learn`]).
+    pub fn known_stores(&self, business_id: &str) -> Vec<i64> {
+        let known = self.known_stores.lock().expect("known stores lock");
+        known
+            .get(business_id)
+            .map(|ids| ids.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Forget every cached lookup; called on any settings change.
@@ -116,6 +142,9 @@ impl TenantResolver {
             Lookup::Slug(slug) => self.db.store_by_slug(slug).await?,
             Lookup::Domain(domain) => self.db.store_by_domain(domain).await?,
         };
+        if let Some(r) = &record {
+            self.learn(&r.biz_business_id, &[r.id]);
+        }
         let store = record.map(|r| Arc::new(Store::new(r)));
         cache.insert(key.to_string(), store.clone()).await;
         store.ok_or(ApiError::StoreNotFound)

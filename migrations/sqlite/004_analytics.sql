@@ -49,15 +49,3 @@ CREATE TABLE store_analytics_salts (
     salt       TEXT    NOT NULL,
     created_at INTEGER NOT NULL
 );
-
--- The webhook inbox as the admin API reads it. The webhooks issue owns this table (migration
--- 002); it is created here only if that migration has not, so the admin listing works alone.
-CREATE TABLE IF NOT EXISTS store_webhooks_inbox (
-    webhook_id  TEXT    PRIMARY KEY,
-    store_id    INTEGER,
-    event_type  TEXT,
-    received_at INTEGER,
-    status      TEXT
-);
-CREATE INDEX IF NOT EXISTS ix_webhooks_inbox_store_received
-    ON store_webhooks_inbox (store_id, received_at);

@@ -48,7 +48,7 @@ pub async fn recent(
         .map(|d| {
             json!({
                 "id": d.id, "type": d.event_type,
-                "received_at": rfc3339(d.received_at_ms), "status": d.status,
+                "received_at": rfc3339(d.received_at_ms), "status": d.status.as_str(),
             })
         })
         .collect();

@@ -259,7 +259,13 @@ impl CatalogCache {
         };
 
         // SQL second. Its generation guards our write of whatever Biz answers.
-        let sql = self.read_sql(tenant.store_id, key).await;
+        let sql = if self.sql_in_step(tenant.store_id, key.resource, &slot).await {
+            self.read_sql(tenant.store_id, key).await
+        } else {
+            Err(DbError::Unavailable(anyhow::anyhow!(
+                "the SQL cache missed an invalidation"
+            )))
+        };
         let db_generation = sql.as_ref().ok().map(|(_, g)| *g);
         if let Ok((Some(row), _)) = sql {
             let entry = make(
@@ -371,6 +377,9 @@ impl CatalogCache {
     /// Drops everything `scope` covers, in SQL and in memory, before returning. SQL goes first:
     /// were memory cleared first, a reader could refill it from the SQL row about to be
     /// deleted. Memory is cleared even when SQL fails, and the SQL error is returned.
+    /// When SQL fails, its rows may still be read (a locked SQLite file still serves readers):
+    /// the slot remembers the miss, so fills neither serve nor overwrite those rows until an
+    /// SQL invalidation succeeds again.
     pub async fn invalidate(&self, store_id: i64, scope: &Scope) -> Result<(), DbError> {
         let now = self.inner.clock.now_ms();
         let sql = self
@@ -378,6 +387,11 @@ impl CatalogCache {
             .db
             .invalidate_cache(store_id, scope, self.inner.instance_id, now)
             .await;
+        if sql.is_err() {
+            for r in scope_resources(scope) {
+                self.slot(store_id, *r).note_sql_missed();
+            }
+        }
         self.invalidate_memory(store_id, scope);
         sql
     }
@@ -385,11 +399,8 @@ impl CatalogCache {
     /// Retires this instance's memory entries covered by `scope` (no SQL): for invalidations
     /// another instance already applied to the shared database.
     pub fn invalidate_memory(&self, store_id: i64, scope: &Scope) {
-        match scope {
-            Scope::Store => Resource::ALL
-                .iter()
-                .for_each(|r| self.slot(store_id, *r).bump()),
-            Scope::Resource(r) | Scope::Item(r, _) => self.slot(store_id, *r).bump(),
+        for r in scope_resources(scope) {
+            self.slot(store_id, *r).bump();
         }
     }
 
@@ -401,6 +412,34 @@ impl CatalogCache {
     /// Lets moka finish pending evictions (its maintenance is otherwise amortised over reads).
     pub async fn run_pending_tasks(&self) {
         self.inner.memory.run_pending_tasks().await;
+    }
+
+    /// Whether the SQL rows of `(store, resource)` can be trusted: true unless an invalidation
+    /// failed to reach SQL, in which case it is redone (for the whole resource) first.
+    async fn sql_in_step(&self, store_id: i64, resource: Resource, slot: &ResourceSlot) -> bool {
+        let Some(mark) = slot.sql_behind() else {
+            return true;
+        };
+        match self
+            .inner
+            .db
+            .invalidate_cache(
+                store_id,
+                &Scope::Resource(resource),
+                self.inner.instance_id,
+                self.inner.clock.now_ms(),
+            )
+            .await
+        {
+            Ok(()) => {
+                slot.sql_repaired(mark);
+                true
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "SQL cache still behind an invalidation; skipping it");
+                false
+            }
+        }
     }
 
     /// Per-resource counters and memory entries for one store (admin statistics).
@@ -424,6 +463,14 @@ impl CatalogCache {
                 }
             })
             .collect()
+    }
+}
+
+/// The resources an invalidation covers.
+fn scope_resources(scope: &Scope) -> &[Resource] {
+    match scope {
+        Scope::Store => &Resource::ALL[..],
+        Scope::Resource(r) | Scope::Item(r, _) => std::slice::from_ref(r),
     }
 }
 

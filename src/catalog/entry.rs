@@ -17,6 +17,10 @@ pub struct ResourceSlot {
     pub hits: AtomicU64,
     pub misses: AtomicU64,
     pub stale: AtomicU64,
+    /// Invalidations of the pair that reached memory but failed in SQL, and how many of them
+    /// a later SQL invalidation has since made good (see `CatalogCache::sql_in_step`).
+    sql_missed: AtomicU64,
+    sql_repaired: AtomicU64,
 }
 
 impl ResourceSlot {
@@ -28,6 +32,23 @@ impl ResourceSlot {
     /// still in flight unstorable.
     pub fn bump(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Records an invalidation whose SQL part failed. Called before the `bump` of that
+    /// invalidation, so a fill that sees the new generation also sees this.
+    pub fn note_sql_missed(&self) {
+        self.sql_missed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// `Some(mark)` while an invalidation has not reached SQL; pass `mark` to `sql_repaired`
+    /// once an SQL invalidation of the whole pair has succeeded since.
+    pub fn sql_behind(&self) -> Option<u64> {
+        let missed = self.sql_missed.load(Ordering::SeqCst);
+        (missed > self.sql_repaired.load(Ordering::SeqCst)).then_some(missed)
+    }
+
+    pub fn sql_repaired(&self, mark: u64) {
+        self.sql_repaired.fetch_max(mark, Ordering::SeqCst);
     }
 }
 

@@ -232,6 +232,30 @@ mod tests {
     }
 
     #[test]
+    fn a_signature_is_bound_to_its_id_and_timestamp() {
+        // A replayer who re-stamps an old delivery, or reuses its signature under another id,
+        // does not verify: both are part of the signed content.
+        let restamped = SPEC_TS.parse::<i64>().unwrap() + 60;
+        assert_eq!(
+            verify(
+                &delivery(SPEC_SIG, &restamped.to_string()),
+                &secrets(),
+                NOW,
+                300
+            ),
+            Err(SignatureError::InvalidSignature)
+        );
+        let other_id = SignedDelivery {
+            id: "msg_other",
+            ..delivery(SPEC_SIG, SPEC_TS)
+        };
+        assert_eq!(
+            verify(&other_id, &secrets(), NOW, 300),
+            Err(SignatureError::InvalidSignature)
+        );
+    }
+
+    #[test]
     fn secrets_must_be_whsec_base64() {
         assert!(WebhookSecret::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_err());
         assert!(WebhookSecret::parse("whsec_***").is_err());

@@ -1,0 +1,303 @@
+//! `POST /webhooks/{resource}/{event}`: verify → parse → record → invalidate → answer.
+//!
+//! The order is the point. Nothing from the body is trusted before the signature over its raw
+//! bytes checks out. The inbox row is written before any work, so a repeated `webhook-id` is
+//! answered "duplicate" without work, and it is marked processed only after the invalidation,
+//! so a crash in between leaves a row that Biz's retry redoes. The 2xx goes out only once the
+//! item and its list are invalidated in SQL and in memory: a read that follows it asks Biz.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::future::join_all;
+use serde_json::json;
+
+use super::event::{Topic, WebhookEvent};
+use super::signature::{self, SignatureError, SignedDelivery};
+use crate::app::AppState;
+use crate::catalog::is_plausible_id;
+use crate::db::{Claim, DbError, NewDelivery, Scope};
+use crate::error::ApiError;
+use crate::extract::Path;
+use crate::openapi::Problem;
+
+/// How a delivery was answered when it was accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accepted {
+    /// Invalidated; `retry` when an earlier attempt had recorded it without finishing.
+    Processed {
+        retry: bool,
+    },
+    Duplicate,
+    Ignored,
+}
+
+impl Accepted {
+    fn status(self) -> &'static str {
+        match self {
+            Self::Processed { .. } => "processed",
+            Self::Duplicate => "duplicate",
+            Self::Ignored => "ignored",
+        }
+    }
+
+    fn reason(self) -> &'static str {
+        match self {
+            Self::Processed { retry: false } => "first_delivery",
+            Self::Processed { retry: true } => "unfinished_retry",
+            Self::Duplicate => "already_recorded",
+            Self::Ignored => "unknown_business",
+        }
+    }
+}
+
+/// A delivery that was not accepted: `rejected` (the sender's fault, do not retry as is) or
+/// `failed` (ours, Biz should retry). `reason` is a bounded metric label.
+struct Refusal {
+    outcome: &'static str,
+    reason: &'static str,
+    error: ApiError,
+}
+
+impl Refusal {
+    fn rejected(reason: &'static str, error: ApiError) -> Self {
+        Self {
+            outcome: "rejected",
+            reason,
+            error,
+        }
+    }
+
+    fn signature(err: SignatureError) -> Self {
+        let (reason, code) = match err {
+            SignatureError::MissingHeaders => ("missing_headers", "invalid_signature"),
+            SignatureError::InvalidTimestamp => ("invalid_timestamp", "invalid_signature"),
+            SignatureError::InvalidSignature => ("invalid_signature", "invalid_signature"),
+            SignatureError::TimestampOutOfTolerance => {
+                ("timestamp_out_of_tolerance", "timestamp_out_of_tolerance")
+            }
+        };
+        Self::rejected(
+            reason,
+            ApiError::other(StatusCode::UNAUTHORIZED, code, err.to_string()),
+        )
+    }
+
+    fn invalid(detail: String) -> Self {
+        Self::rejected("invalid_request", ApiError::invalid(detail))
+    }
+
+    fn failed(err: DbError) -> Self {
+        let reason = match err {
+            DbError::Unavailable(_) => "database_unavailable",
+            _ => "database_error",
+        };
+        Self {
+            outcome: "failed",
+            reason,
+            error: ApiError::from(err),
+        }
+    }
+}
+
+/// A Biz webhook, signed per Standard Webhooks; invalidates before it answers.
+#[utoipa::path(post, path = "/webhooks/{resource}/{event}", tag = "webhooks",
+    params(
+        ("resource" = String, Path, description = "`services`, `products` or `staff`"),
+        ("event" = String, Path, description = "`created`, `updated` or `deleted`"),
+        ("webhook-id" = String, Header, description = "The delivery id; equals the body's `id`"),
+        ("webhook-timestamp" = String, Header, description = "Unix seconds, within MANGO_WEBHOOK_TOLERANCE_SECS"),
+        ("webhook-signature" = String, Header, description = "Space-separated `v1,BASE64` entries"),
+    ),
+    request_body(content = serde_json::Value, description = "`{id, type, business_id, occurred_at, data: {id}}`"),
+    responses(
+        (status = 200, description = "`{\"data\":{\"status\":\"processed\" | \"duplicate\" | \"ignored\"}}`", body = serde_json::Value),
+        (status = 400, description = "invalid_request: bad body, type/path or id mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "invalid_signature or timestamp_out_of_tolerance", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: unknown resource or event", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "database_unavailable: retry (memory was invalidated)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn receive(
+    State(state): State<AppState>,
+    Path((resource, event)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let topic = Topic::parse(&resource, &event);
+    let result = match topic {
+        Some(topic) => deliver(&state, topic, &headers, &body).await,
+        None => Err(Refusal::rejected(
+            "unknown_topic",
+            ApiError::NotFound(
+                "webhooks are `/webhooks/{services|products|staff}/{created|updated|deleted}`"
+                    .into(),
+            ),
+        )),
+    };
+    let event_type = topic.map_or_else(|| "unknown".to_string(), |t| t.to_string());
+    // The id is logged only in a harmless shape: before verification it is anyone's input.
+    let webhook_id = Some(header_str(&headers, "webhook-id"))
+        .filter(|id| is_plausible_id(id))
+        .unwrap_or("-");
+    let (outcome, reason, response) = match result {
+        Ok(accepted) => {
+            let body = json!({"data": {"status": accepted.status()}});
+            tracing::info!(
+                webhook_id,
+                event_type,
+                outcome = accepted.status(),
+                reason = accepted.reason(),
+                "webhook delivery"
+            );
+            let response = axum::Json(body).into_response();
+            (accepted.status(), accepted.reason(), response)
+        }
+        Err(refusal) => {
+            tracing::warn!(
+                webhook_id,
+                event_type,
+                outcome = refusal.outcome,
+                reason = refusal.reason,
+                "webhook delivery"
+            );
+            let response = refusal.error.into_response();
+            (refusal.outcome, refusal.reason, response)
+        }
+    };
+    metrics::counter!("mango_webhooks_total", "outcome" => outcome, "reason" => reason)
+        .increment(1);
+    response
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// Biz sends `application/json`; a body declared as something else is refused, a missing
+/// `Content-Type` is tolerated (the signature already vouches for the bytes).
+fn declared_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return true;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let media = value.split(';').next().unwrap_or("").trim();
+    media.eq_ignore_ascii_case("application/json") || media.to_ascii_lowercase().ends_with("+json")
+}
+
+async fn deliver(
+    state: &AppState,
+    topic: Topic,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Accepted, Refusal> {
+    let signed = SignedDelivery {
+        id: header_str(headers, "webhook-id"),
+        timestamp: header_str(headers, "webhook-timestamp"),
+        signatures: header_str(headers, "webhook-signature"),
+        body,
+    };
+    let now_unix = state.clock.now_ms().div_euclid(1000);
+    signature::verify(
+        &signed,
+        &state.config.webhook_secrets,
+        now_unix,
+        state.config.webhook_tolerance.as_secs(),
+    )
+    .map_err(Refusal::signature)?;
+    if !declared_json(headers) {
+        return Err(Refusal::invalid(
+            "the webhook body must be JSON with `Content-Type: application/json`".into(),
+        ));
+    }
+    let event = WebhookEvent::parse(topic, signed.id, body).map_err(Refusal::invalid)?;
+    apply(state, &event).await
+}
+
+/// Records the delivery, then invalidates the item and its list for every store of the
+/// business, then marks it processed.
+async fn apply(state: &AppState, event: &WebhookEvent) -> Result<Accepted, Refusal> {
+    let scope = Scope::Item(event.topic.resource, event.item_id.clone());
+    let delivery = NewDelivery {
+        webhook_id: event.id.clone(),
+        event_type: event.topic.to_string(),
+        business_id: event.business_id.clone(),
+        item_id: event.item_id.clone(),
+        occurred_at_ms: event.occurred_at_ms,
+        received_at_ms: state.clock.now_ms(),
+    };
+    let (store_ids, retry) = match state.db.claim_delivery(&delivery).await {
+        Ok(Claim::First { store_ids }) => (store_ids, false),
+        Ok(Claim::Unfinished { store_ids }) => (store_ids, true),
+        Ok(Claim::Duplicate(_)) => return Ok(Accepted::Duplicate),
+        Ok(Claim::Ignored) => return Ok(Accepted::Ignored),
+        Err(err) => {
+            // Nothing is recorded, so the answer must make Biz retry. Until it does, memory
+            // must not keep serving the old item: invalidate every store this process knows
+            // for the business (the database that would name them is what failed). Its SQL
+            // part most likely fails too; the catalog then distrusts those rows.
+            let mut stores = state.tenants.known_stores(&event.business_id);
+            // A database that refuses writes may still answer reads (a locked SQLite file
+            // does); then this also covers stores this process has not met yet.
+            if let Ok(found) = state.db.stores_by_business(&event.business_id).await {
+                stores.extend(found.iter().map(|s| s.id));
+                stores.sort_unstable();
+                stores.dedup();
+            }
+            if let Err(also) = invalidate(state, &stores, &scope).await {
+                tracing::debug!(error = %also, "SQL invalidation failed as well");
+            }
+            return Err(Refusal::failed(err));
+        }
+    };
+    state.tenants.learn(&event.business_id, &store_ids);
+    // Any failure from here on leaves the row `processing`, so Biz's retry redoes the work.
+    invalidate(state, &store_ids, &scope)
+        .await
+        .map_err(Refusal::failed)?;
+    state
+        .db
+        .finish_delivery(&event.id, state.clock.now_ms())
+        .await
+        .map_err(Refusal::failed)?;
+    Ok(Accepted::Processed { retry })
+}
+
+/// Invalidates `scope` in every store, all of them even if one fails; answers the first error.
+async fn invalidate(state: &AppState, store_ids: &[i64], scope: &Scope) -> Result<(), DbError> {
+    let results = join_all(
+        store_ids
+            .iter()
+            .map(|store_id| state.catalog.invalidate(*store_id, scope)),
+    )
+    .await;
+    results.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn json_content_types() {
+        let with = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(v));
+            declared_json(&h)
+        };
+        assert!(declared_json(&HeaderMap::new()));
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(with("application/webhook+json"));
+        assert!(!with("text/plain"));
+        assert!(!with("application/x-www-form-urlencoded"));
+    }
+}
