@@ -69,3 +69,89 @@ async fn a_whole_store_invalidation_reaches_the_peer() {
     .await;
     assert!(missed);
 }
+
+/// Two `mango-store serve` processes on one SQLite file: a webhook answered by one is seen
+/// by the other's next reads within a second, and a repeated delivery sent to the other
+/// process is a duplicate (the dedupe lives in the shared database).
+#[tokio::test]
+async fn two_processes_share_invalidations_and_webhook_dedupe() {
+    let biz = mango_store::fakebiz::FakeBiz::new(BIZ_KEY);
+    biz.load_fixtures(&fixtures_dir()).unwrap();
+    let biz_url = biz.spawn().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.db");
+    let a = ServeProcess::start(&db, &biz_url, &[]).await;
+    let b = ServeProcess::start(&db, &biz_url, &[]).await;
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{}/admin/v1/stores", a.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"slug": STORE, "name": "Salon", "biz_business_id": BUSINESS}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+
+    let path = format!("/api/v1/services/{SERVICE}");
+    let read = |base: &str| {
+        let request = client
+            .get(format!("{base}{path}"))
+            .header("X-Store-Id", STORE);
+        async move {
+            let response = request.send().await.unwrap();
+            let cache = header(response.headers(), "x-cache").to_string();
+            let body: Value = response.json().await.unwrap();
+            (
+                cache,
+                body["data"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        }
+    };
+    read(&a.base).await;
+    read(&b.base).await;
+    assert_eq!(read(&b.base).await.0, "HIT", "B serves from its own memory");
+
+    let changed = json!({"id": SERVICE, "name": "Renamed in Biz", "duration_minutes": 60,
+        "price": {"amount": "1.00", "currency": "KZT"}, "is_active": true, "category": "hair"});
+    biz.upsert_item(BUSINESS, "services", changed);
+    let event = json!({"id": "evt_two", "type": "services.updated", "business_id": BUSINESS,
+        "occurred_at": "2026-11-21T10:00:00Z", "data": {"id": SERVICE}})
+    .to_string();
+    let send = |base: &str| {
+        let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+        let signature = mango_store::webhooks::signature::WebhookSecret::parse(WEBHOOK_SECRET)
+            .unwrap()
+            .sign("evt_two", ts, event.as_bytes());
+        client
+            .post(format!("{base}/webhooks/services/updated"))
+            .header("content-type", "application/json")
+            .header("webhook-id", "evt_two")
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", signature)
+            .body(event.clone())
+            .send()
+    };
+    let (status, _, body) = parts(send(&a.base).await.unwrap()).await;
+    assert_eq!(
+        (status, body["data"]["status"].as_str()),
+        (200, Some("processed"))
+    );
+
+    let fresh = eventually(Duration::from_secs(1), || async {
+        read(&b.base).await.1 == "Renamed in Biz"
+    })
+    .await;
+    assert!(
+        fresh,
+        "process B's memory saw process A's invalidation within 1 s"
+    );
+
+    let (status, _, body) = parts(send(&b.base).await.unwrap()).await;
+    assert_eq!(
+        (status, body["data"]["status"].as_str()),
+        (200, Some("duplicate"))
+    );
+}

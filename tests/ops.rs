@@ -3,9 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -76,18 +73,6 @@ async fn metrics_label_routes_by_pattern() {
     );
 }
 
-/// Reads a child's stdout on a thread, keeping every line.
-fn collect_lines(stdout: std::process::ChildStdout) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    lines
-}
-
 /// The real binary at `debug` with JSON logs: SIGTERM lets a slow in-flight request finish,
 /// then exits 0; every line is a JSON object and none carries a secret.
 #[tokio::test]
@@ -96,39 +81,14 @@ async fn sigterm_drains_in_flight_requests_and_logs_are_json_without_secrets() {
     biz.load_fixtures(&fixtures_dir()).unwrap();
     let biz_url = biz.spawn().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mango-store"))
-        .arg("serve")
-        .env("MANGO_BIND", format!("127.0.0.1:{port}"))
-        .env(
-            "MANGO_DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("s.db").display()),
-        )
-        .env("MANGO_BIZ_API_URL", &biz_url)
-        .env("MANGO_BIZ_API_KEY", BIZ_KEY)
-        .env("MANGO_WEBHOOK_SECRETS", WEBHOOK_SECRET)
-        .env("MANGO_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("MANGO_LOG", "debug")
-        .env("MANGO_LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let lines = collect_lines(child.stdout.take().unwrap());
+    let mut server = ServeProcess::start(
+        &dir.path().join("s.db"),
+        &biz_url,
+        &[("MANGO_LOG", "debug")],
+    )
+    .await;
+    let base = server.base.clone();
     let client = reqwest::Client::new();
-    let started = Instant::now();
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the server starts"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let created: Value = client
         .post(format!("{base}/admin/v1/stores"))
         .bearer_auth(ADMIN_TOKEN)
@@ -181,13 +141,7 @@ async fn sigterm_drains_in_flight_requests_and_logs_are_json_without_secrets() {
         assert!(waited.elapsed() < Duration::from_secs(5));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    server.sigterm();
 
     let response = in_flight
         .await
@@ -196,14 +150,7 @@ async fn sigterm_drains_in_flight_requests_and_logs_are_json_without_secrets() {
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert!(body["data"].as_array().unwrap().len() >= 20);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "exits after draining");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = server.exit_status(Duration::from_secs(10)).await;
     assert!(status.success(), "exit 0 after SIGTERM: {status}");
     assert!(
         client.get(format!("{base}/healthz")).send().await.is_err(),
@@ -211,7 +158,7 @@ async fn sigterm_drains_in_flight_requests_and_logs_are_json_without_secrets() {
     );
 
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let lines = lines.lock().unwrap().clone();
+    let lines = server.lines.lock().unwrap().clone();
     assert!(lines.len() > 5, "the run logged");
     for line in &lines {
         let parsed: Value =

@@ -400,3 +400,98 @@ impl TestApp {
             .unwrap()
     }
 }
+
+/// `mango-store serve` in its own process, with JSON logs collected from its stdout.
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    pub base: String,
+    pub lines: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ServeProcess {
+    /// Starts the real binary on a free port against `db_path` and `biz_url`, with the test
+    /// secrets, and waits until it answers `/healthz`.
+    pub async fn start(
+        db_path: &std::path::Path,
+        biz_url: &str,
+        extra: &[(&str, &str)],
+    ) -> ServeProcess {
+        use std::io::BufRead;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mango-store"));
+        command
+            .arg("serve")
+            .env("MANGO_BIND", format!("127.0.0.1:{port}"))
+            .env(
+                "MANGO_DATABASE_URL",
+                format!("sqlite://{}", db_path.display()),
+            )
+            .env("MANGO_BIZ_API_URL", biz_url)
+            .env("MANGO_BIZ_API_KEY", BIZ_KEY)
+            .env("MANGO_WEBHOOK_SECRETS", WEBHOOK_SECRET)
+            .env("MANGO_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("MANGO_LOG_FORMAT", "json")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("the binary starts");
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let started = std::time::Instant::now();
+        while client.get(format!("{base}/healthz")).send().await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the server starts"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        ServeProcess { child, base, lines }
+    }
+
+    pub fn sigterm(&self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    /// Waits for the process to exit; panics after `within`.
+    pub async fn exit_status(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "the process exits");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
