@@ -18,6 +18,13 @@ pub async fn expire_booking_drafts(state: AppState) -> anyhow::Result<u64> {
     let erased = in_batches(|| db.erase_ended_drafts(now - ERASE_AFTER_MS, now, BATCH)).await?;
     let keys =
         in_batches(|| db.purge_idempotency_keys(now - IDEMPOTENCY_KEY_TTL_MS, BATCH)).await?;
+    for (to, n) in [
+        ("released", released),
+        ("expired", expired),
+        ("erased", erased),
+    ] {
+        metrics::counter!("mango_booking_draft_transitions_total", "to" => to).increment(n);
+    }
     if released > 0 {
         tracing::warn!(released, "released booking claims abandoned mid-confirm");
     }

@@ -275,6 +275,10 @@ pub async fn cancel(
     let draft = draft.ok_or_else(not_found)?;
     match effective_status(&draft, now_ms) {
         DraftStatus::Cancelled | DraftStatus::Failed | DraftStatus::Expired => {
+            if draft.status == DraftStatus::Cancelled {
+                metrics::counter!("mango_booking_draft_transitions_total", "to" => "cancelled")
+                    .increment(1);
+            }
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         DraftStatus::Confirmed => Err(ApiError::other(
