@@ -131,6 +131,37 @@ async fn sigterm_drains_in_flight_requests_and_logs_are_json_without_secrets() {
         .await
         .unwrap();
 
+    // Customer details and a visitor's user agent pass through too.
+    let draft: Value = client
+        .post(format!("{base}/api/v1/booking/draft"))
+        .header("X-Store-Id", "salon")
+        .json(&json!({"service_id": "svc_haircut_women", "start_at": "2031-03-01T10:00:00+05:00",
+            "customer": {"name": "Zhanar Privatename", "phone": "+77015550123", "email": "zhanar.private@example.com"},
+            "notes": "allergic to secret-note-ingredient"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let draft_id = draft["data"]["id"].as_str().expect("a draft").to_string();
+    let confirmed = client
+        .post(format!("{base}/api/v1/booking/draft/{draft_id}/confirm"))
+        .header("X-Store-Id", "salon")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status(), 200);
+    let accepted = client
+        .post(format!("{base}/api/v1/analytics/events"))
+        .header("X-Store-Id", "salon")
+        .header("user-agent", "PrivateAgent/9.9 (secret-ua)")
+        .json(&json!({"name": "page_view", "url": "/services"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 202);
+
     biz.set_delay(Route::List, Duration::from_millis(1500));
     let in_flight = {
         let (client, url) = (client.clone(), format!("{base}/api/v1/services"));
@@ -168,6 +199,12 @@ async fn sigterm_drains_in_flight_requests_and_logs_are_json_without_secrets() {
     let log = lines.join("\n");
     let signature_b64 = signature.trim_start_matches("v1,");
     for secret in [
+        "Zhanar Privatename",
+        "+77015550123",
+        "7015550123",
+        "zhanar.private@example.com",
+        "secret-note-ingredient",
+        "PrivateAgent",
         ADMIN_TOKEN,
         BIZ_KEY,
         &WEBHOOK_SECRET[6..],
@@ -179,4 +216,6 @@ async fn sigterm_drains_in_flight_requests_and_logs_are_json_without_secrets() {
         assert!(!log.contains(secret), "a secret reached the log: {secret}");
     }
     assert!(log.contains("request_id"), "request spans are logged");
+    assert!(log.contains(&draft_id), "the booking flow was logged (by draft id only)");
+    assert!(log.contains("evt_1"), "the webhook delivery was logged (by id only)");
 }
