@@ -216,6 +216,12 @@ async fn sigterm_drains_in_flight_requests_and_logs_are_json_without_secrets() {
         assert!(!log.contains(secret), "a secret reached the log: {secret}");
     }
     assert!(log.contains("request_id"), "request spans are logged");
-    assert!(log.contains(&draft_id), "the booking flow was logged (by draft id only)");
-    assert!(log.contains("evt_1"), "the webhook delivery was logged (by id only)");
+    assert!(
+        log.contains(&draft_id),
+        "the booking flow was logged (by draft id only)"
+    );
+    assert!(
+        log.contains("evt_1"),
+        "the webhook delivery was logged (by id only)"
+    );
 }
