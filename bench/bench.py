@@ -182,6 +182,8 @@ def main():
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--memory-items", type=int, default=100_000)
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--skip-cargo-benches", action="store_true",
+                    help="skip the webhook benchmark and the criterion micro-benchmarks")
     args = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="mango-bench-")
@@ -306,6 +308,23 @@ end
             entries = f" ({body.decode()[:200]})"
         print(f"memory: {after:.0f} MB resident with {n} items cached (was {before:.0f} MB){entries}")
         goals.append((f"{n} cached items resident in < 300 MB", after < 300))
+
+    stop_all()
+    if not args.skip_cargo_benches:
+        print("\nwebhooks (cargo bench --bench webhooks):", flush=True)
+        out = subprocess.run(["cargo", "bench", "--locked", "--bench", "webhooks"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout
+        print(out.strip())
+        m = re.search(r"([\d.]+) webhooks/s", out)
+        if m:
+            goals.append(("webhooks >= 2,000/s on SQLite", float(m.group(1)) >= 2000))
+        m = re.search(r"p99 ([\d.]+) ms", out.split("fresh", 1)[-1])
+        if m:
+            goals.append(("webhook -> fresh read p99 < 5 ms", float(m.group(1)) < 5))
+        print("\nmicro-benchmarks (cargo bench --bench micro):", flush=True)
+        out = subprocess.run(["cargo", "bench", "--locked", "--bench", "micro", "--", "--noplot"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout
+        print("\n".join(l for l in out.splitlines() if "time:" in l or l and not l.startswith(" ")))
 
     print("\ngoals:")
     for name, ok in goals:
