@@ -26,8 +26,12 @@ use crate::tenant::TenantResolver;
 /// Request bodies larger than this get 413 `payload_too_large` (CONTRACT §4).
 pub const BODY_LIMIT: usize = 256 * 1024;
 
+/// What every handler shares. Cloned per request by `State`, so it is one `Arc`: one atomic
+/// increment, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub config: Arc<Config>,
     pub db: Db,
     pub biz: BizClient,
@@ -38,6 +42,14 @@ pub struct AppState {
     pub salts: crate::analytics::DailySalts,
     /// Booking confirms in flight in this process (joined by concurrent confirms).
     pub confirms: crate::booking::ConfirmFlights,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl AppState {
@@ -52,7 +64,7 @@ impl AppState {
         let catalog =
             CatalogCache::new(db.clone(), biz.clone(), clock.clone(), config.cache.clone());
         let tenants = TenantResolver::new(db.clone(), &config.base_domain);
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             config: Arc::new(config),
             db,
             biz,
@@ -61,7 +73,7 @@ impl AppState {
             clock,
             salts: Default::default(),
             confirms: Default::default(),
-        })
+        })))
     }
 }
 
@@ -117,7 +129,6 @@ pub fn router(state: AppState) -> Router {
             tracing::error!("a handler panicked");
             ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
-        .layer(middleware::from_fn(problem_for_framework_errors))
         .layer(middleware::from_fn(request_context))
         .with_state(state)
 }
@@ -170,7 +181,8 @@ pub async fn serve_with_grace(
     }
 }
 
-/// `x-request-id` in and out, one span per request, and the request metrics.
+/// `x-request-id` in and out, one span per request, problem+json for the framework's own
+/// errors, and the request metrics: one middleware, so one boxed future per request.
 async fn request_context(request: Request, next: Next) -> Response {
     let request_id = request
         .headers()
@@ -187,7 +199,8 @@ async fn request_context(request: Request, next: Next) -> Response {
         status = tracing::field::Empty,
     );
     let started = std::time::Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response =
+        problem_for_framework_errors(next.run(request).instrument(span.clone()).await);
     let status = response.status().as_u16();
     span.record("status", status);
     let route = response.extensions().get::<MatchedPath>().cloned();
@@ -220,8 +233,7 @@ async fn record_route(request: Request, next: Next) -> Response {
 
 /// Rewrites error answers that did not come from `ApiError` (the router's 405, a layer's 413,
 /// a panic's 500) into problem+json, so clients meet one error format.
-async fn problem_for_framework_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+fn problem_for_framework_errors(response: Response) -> Response {
     let status = response.status();
     let is_problem = response
         .headers()

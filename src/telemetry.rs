@@ -13,8 +13,11 @@ use crate::config::LogConfig;
 pub fn init_logging(config: &LogConfig) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(&config.filter)
         .map_err(|e| anyhow::anyhow!("MANGO_LOG: invalid filter {:?}: {e}", config.filter))?;
+    // Colour codes only for a person at a terminal: they cost formatting on every span.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stdout);
     let result = if config.json {
         builder
@@ -87,7 +90,12 @@ pub fn is_acceptable_request_id(value: &[u8]) -> bool {
     !value.is_empty() && value.len() <= 128 && value.iter().all(|b| b.is_ascii_graphic())
 }
 
+/// 32 hex digits: a random per-process prefix and a counter. Unique across instances and
+/// restarts without drawing random bytes per request (ids need not be unguessable).
 pub fn new_request_id() -> HeaderValue {
-    let bytes: [u8; 16] = rand::random();
-    HeaderValue::from_str(&hex::encode(bytes)).expect("hex is a valid header value")
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(rand::random);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    HeaderValue::from_str(&format!("{prefix:016x}{n:016x}")).expect("hex is a valid header value")
 }
