@@ -533,14 +533,18 @@ async fn cache_statistics_reflect_hits_misses_and_entries() {
 }
 
 fn insert_deliveries(app: &TestApp, rows: &[(&str, i64, &str, i64, &str)]) {
-    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
     for (id, store_id, event_type, received_at, status) in rows {
-        conn.execute(
+        app.sql_exec(
             "INSERT INTO store_webhooks_inbox (webhook_id, store_id, event_type, received_at, status)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-            rusqlite::params![id, store_id, event_type, received_at, status],
-        )
-        .unwrap();
+            &[
+                (*id).into(),
+                (*store_id).into(),
+                (*event_type).into(),
+                (*received_at).into(),
+                (*status).into(),
+            ],
+        );
     }
 }
 

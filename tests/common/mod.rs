@@ -1,6 +1,9 @@
-//! The integration-test harness: the real server on port 0 with a fresh SQLite file, in front
+//! The integration-test harness: the real server on port 0 with a fresh SQLite file (or, when
+//! `MANGO_TEST_MSSQL_URL` is set, a fresh SQL Server database: see `sqlserver.rs`), in front
 //! of a fake Biz (real HTTP both ways) that counts calls and can be made slow or broken.
 #![allow(dead_code)]
+
+pub mod sqlserver;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,6 +29,23 @@ pub const WEBHOOK_SECRET_2: &str = "whsec_dGVzdC13ZWJob29rLXNlY3JldC1udW1iZXItdH
 /// The business behind the fixtures, and the store every test gets.
 pub const BUSINESS: &str = "biz_demo";
 pub const STORE: &str = "salon";
+
+pub use sqlserver::SqlValue;
+
+/// The SQL Server the suite runs against instead of SQLite (`MANGO_TEST_MSSQL_URL`), if any.
+pub fn mssql_url() -> Option<String> {
+    sqlserver::url()
+}
+
+/// For a test that needs SQLite itself (its file, its locks): true, after printing why, when
+/// the suite runs on SQL Server.
+pub fn skip_on_mssql(why: &str) -> bool {
+    if mssql_url().is_some() {
+        eprintln!("skipped on SQL Server: {why}");
+        return true;
+    }
+    false
+}
 
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -66,7 +86,12 @@ pub struct TestApp {
     pub biz: FakeBiz,
     pub biz_url: String,
     pub clock: Arc<ShiftedClock>,
+    /// The SQLite file (unused on SQL Server).
     pub db_path: PathBuf,
+    /// The `MANGO_DATABASE_URL` the app runs on.
+    pub database_url: String,
+    /// `(base URL, database)` of the SQL Server database made for this app.
+    mssql_db: Option<(String, String)>,
     pub store_key: String,
     pub state: AppState,
     settings: Settings,
@@ -86,11 +111,15 @@ pub async fn spawn_with(options: Options) -> TestApp {
     assert_eq!(business, BUSINESS);
     biz.add_business(BUSINESS, catalog);
     let biz_url = biz.spawn().await.expect("fake Biz starts");
+    let (database_url, mssql_db) = match mssql_url() {
+        Some(base) => {
+            let (name, url) = sqlserver::create_database(&base).await;
+            (url, Some((base, name)))
+        }
+        None => (format!("sqlite://{}", db_path.display()), None),
+    };
     let mut settings = Settings::from_pairs([
-        (
-            "MANGO_DATABASE_URL",
-            format!("sqlite://{}", db_path.display()),
-        ),
+        ("MANGO_DATABASE_URL", database_url.clone()),
         ("MANGO_BIZ_API_URL", biz_url.clone()),
         ("MANGO_BIZ_API_KEY", BIZ_KEY.to_string()),
         ("MANGO_BIZ_TIMEOUT_MS", "1000".to_string()),
@@ -109,6 +138,8 @@ pub async fn spawn_with(options: Options) -> TestApp {
         biz_url,
         clock,
         db_path,
+        database_url,
+        mssql_db,
         store_key: String::new(),
         state,
         settings,
@@ -381,7 +412,7 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 
-    /// A connection to the test database, for assertions on what was stored.
+    /// A connection to the SQLite test database (SQLite-only tests: see `skip_on_mssql`).
     pub fn sql(&self) -> rusqlite::Connection {
         let conn = rusqlite::Connection::open(&self.db_path).expect("test database opens");
         conn.busy_timeout(Duration::from_secs(5)).unwrap();
@@ -390,13 +421,83 @@ impl TestApp {
 
     /// Analytics events with this name, for one draft or for all.
     pub fn count_events(&self, name: &str, draft_id: Option<&str>) -> i64 {
-        self.sql()
-            .query_row(
-                "SELECT COUNT(*) FROM store_analytics_events
-                 WHERE name = ?1 AND (?2 IS NULL OR draft_id = ?2)",
-                rusqlite::params![name, draft_id],
-                |r| r.get(0),
-            )
+        match draft_id {
+            Some(id) => self.sql_i64(
+                "SELECT COUNT(*) FROM store_analytics_events WHERE name = ?1 AND draft_id = ?2",
+                &[name.into(), id.into()],
+            ),
+            None => self.sql_i64(
+                "SELECT COUNT(*) FROM store_analytics_events WHERE name = ?1",
+                &[name.into()],
+            ),
+        }
+    }
+
+    /// Every row of a query on the app's database, on either backend. Written the SQLite way
+    /// (`store_booking_drafts`, `?1`); translated for SQL Server.
+    pub fn sql_rows(&self, sql: &str, params: &[SqlValue]) -> Vec<Vec<SqlValue>> {
+        if self.mssql_db.is_some() {
+            return sqlserver::query(&self.database_url, sql, params);
+        }
+        let conn = self.sql();
+        let mut statement = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let columns = statement.column_count();
+        statement
+            .query_map(rusqlite::params_from_iter(params), |row| {
+                (0..columns)
+                    .map(|i| {
+                        Ok(match row.get::<_, rusqlite::types::Value>(i)? {
+                            rusqlite::types::Value::Integer(v) => SqlValue::Int(v),
+                            rusqlite::types::Value::Text(v) => SqlValue::Text(v),
+                            _ => SqlValue::Null,
+                        })
+                    })
+                    .collect()
+            })
             .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    /// The integer in the first column of the first row (0 when NULL).
+    pub fn sql_i64(&self, sql: &str, params: &[SqlValue]) -> i64 {
+        match self.sql_rows(sql, params).first().and_then(|r| r.first()) {
+            Some(SqlValue::Int(v)) => *v,
+            Some(SqlValue::Null) => 0,
+            other => panic!("{sql}: expected an integer, got {other:?}"),
+        }
+    }
+
+    /// The first column of every row, as text (`None` for NULL).
+    pub fn sql_texts(&self, sql: &str, params: &[SqlValue]) -> Vec<Option<String>> {
+        self.sql_rows(sql, params)
+            .into_iter()
+            .map(|row| match row.into_iter().next() {
+                Some(SqlValue::Text(v)) => Some(v),
+                Some(SqlValue::Int(v)) => Some(v.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Runs a statement on the app's database, on either backend; answers the rows affected.
+    pub fn sql_exec(&self, sql: &str, params: &[SqlValue]) -> u64 {
+        if self.mssql_db.is_some() {
+            return sqlserver::execute(&self.database_url, sql, params);
+        }
+        self.sql()
+            .execute(sql, rusqlite::params_from_iter(params))
+            .unwrap_or_else(|e| panic!("{sql}: {e}")) as u64
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some((base, name)) = self.mssql_db.take() {
+            // Closing the pool lets its connections go as their tasks end; the database is
+            // dropped once the server sees no session in it.
+            self.state.db.close();
+            sqlserver::drop_database_later(base, name);
+        }
     }
 }

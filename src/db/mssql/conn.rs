@@ -6,7 +6,8 @@ use tiberius::{ColumnData, Row, ToSql};
 
 use super::Fut;
 
-pub(crate) type Client = bb8_tiberius::rt::Client;
+/// A tiberius client over a tokio TCP stream.
+pub type Client = bb8_tiberius::rt::Client;
 
 /// A connection plus whether it can still be trusted; bb8 drops broken ones on return.
 pub struct Conn {

@@ -23,8 +23,7 @@ mod stores;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -32,6 +31,7 @@ use async_trait::async_trait;
 use tiberius::error::Error as TdsError;
 use tiberius::{AuthMethod, EncryptionLevel};
 
+pub use self::conn::Client;
 pub(crate) use self::conn::{Conn, Manager, RowExt};
 use super::{Database, DbError, DbResult, MssqlEncrypt, MssqlUrl, PoolStats};
 
@@ -44,8 +44,8 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct MssqlDb {
-    pool: bb8::Pool<Manager>,
-    closed: Arc<AtomicBool>,
+    /// `None` once closed: the pool's connections close as their holders finish.
+    pool: Arc<RwLock<Option<bb8::Pool<Manager>>>>,
     /// `host:port/database`, for messages (never the password).
     target: Arc<str>,
 }
@@ -109,10 +109,13 @@ impl MssqlDb {
             .build_unchecked(manager);
         let _ = pool.add(first);
         Ok(Self {
-            pool,
-            closed: Arc::new(AtomicBool::new(false)),
+            pool: Arc::new(RwLock::new(Some(pool))),
             target,
         })
+    }
+
+    fn pool(&self) -> Option<bb8::Pool<Manager>> {
+        self.pool.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Runs `f` on a pooled connection in a task of its own, bounded by [`OPERATION_TIMEOUT`].
@@ -129,12 +132,12 @@ impl MssqlDb {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut Conn) -> Fut<'c, T> + Send + 'static,
     {
-        if self.closed.load(Ordering::Relaxed) {
+        let Some(pool) = self.pool() else {
             return Err(DbError::Unavailable(anyhow!(
                 "the SQL Server pool is closed"
             )));
-        }
-        let (pool, target) = (self.pool.clone(), self.target.clone());
+        };
+        let target = self.target.clone();
         let task = tokio::spawn(async move {
             let mut conn = pool.get_owned().await.map_err(|e| match e {
                 bb8::RunError::User(e) => DbError::Unavailable(anyhow!("{target}: {e}")),
@@ -172,6 +175,23 @@ impl MssqlDb {
         self.run(move |c| Box::pin(async move { c.transaction(f).await }))
             .await
     }
+}
+
+/// One unpooled connection to the URL's database (for tools and tests; the service uses the
+/// pool).
+pub async fn client(url: &MssqlUrl) -> anyhow::Result<Client> {
+    let conn = tokio::time::timeout(url.connect_timeout, Manager::new(tds_config(url)).open())
+        .await
+        .map_err(|_| {
+            anyhow!(
+                "no answer from {}:{} within {:?}",
+                url.host,
+                url.port,
+                url.connect_timeout
+            )
+        })?
+        .map_err(|e| anyhow!("cannot connect to {}:{}: {e}", url.host, url.port))?;
+    Ok(conn.client)
 }
 
 /// Errors after which the connection cannot be trusted to be in step with the server.
@@ -276,9 +296,12 @@ impl Database for MssqlDb {
     }
 
     fn pool_stats(&self) -> PoolStats {
-        let state = self.pool.state();
+        let Some(pool) = self.pool() else {
+            return PoolStats::default();
+        };
+        let state = pool.state();
         PoolStats {
-            max_size: self.pool.config().max_size as usize,
+            max_size: pool.config().max_size as usize,
             size: state.connections as usize,
             in_use: state.connections.saturating_sub(state.idle_connections) as usize,
             waiting: state.statistics.pending_gets() as usize,
@@ -286,7 +309,7 @@ impl Database for MssqlDb {
     }
 
     fn close(&self) {
-        self.closed.store(true, Ordering::Relaxed);
+        self.pool.write().unwrap_or_else(|e| e.into_inner()).take();
     }
 }
 
