@@ -6,8 +6,9 @@
 -- fences them: a finish applies only to the claim it belongs to. Every such change is a
 -- conditional UPDATE whose row count decides.
 CREATE TABLE store_booking.drafts (
-    id               NVARCHAR(100) COLLATE Latin1_General_BIN2 NOT NULL
-                         CONSTRAINT pk_booking_drafts PRIMARY KEY,
+    -- Draft ids are lowercase hex (the API refuses anything else), so the default collation
+    -- is exact for them; Babelfish 4.2 cannot check a foreign key between BIN2 columns.
+    id               NVARCHAR(100) NOT NULL CONSTRAINT pk_booking_drafts PRIMARY KEY,
     store_id         BIGINT        NOT NULL CONSTRAINT fk_booking_drafts_store
                          REFERENCES store_config.store_settings (id) ON DELETE CASCADE,
     status           NVARCHAR(16)  NOT NULL CONSTRAINT ck_booking_drafts_status CHECK (status IN
@@ -49,7 +50,7 @@ CREATE TABLE store_booking.idempotency_keys (
     store_id        BIGINT        NOT NULL,
     idempotency_key NVARCHAR(255) COLLATE Latin1_General_BIN2 NOT NULL,
     request_hash    NVARCHAR(128) NOT NULL,
-    draft_id        NVARCHAR(100) COLLATE Latin1_General_BIN2 NOT NULL
+    draft_id        NVARCHAR(100) NOT NULL
                         CONSTRAINT fk_booking_idempotency_draft
                         REFERENCES store_booking.drafts (id) ON DELETE CASCADE,
     created_at      BIGINT        NOT NULL,

@@ -10,7 +10,7 @@ CREATE TABLE store_analytics.events (
     referrer     NVARCHAR(MAX) NULL,
     props        NVARCHAR(MAX) NULL CONSTRAINT ck_analytics_events_props
                      CHECK (props IS NULL OR ISJSON(props) = 1),
-    draft_id     NVARCHAR(100) COLLATE Latin1_General_BIN2 NULL,
+    draft_id     NVARCHAR(100) NULL,
     visitor_hash NVARCHAR(128) COLLATE Latin1_General_BIN2 NULL,
     session_id   NVARCHAR(128) COLLATE Latin1_General_BIN2 NULL,
     occurred_at  BIGINT        NOT NULL

@@ -105,13 +105,23 @@ pub async fn create_database(base: &str) -> (String, String) {
         unix_secs(),
         hex::encode(rand::random::<[u8; 6]>())
     );
+    // Babelfish refuses concurrent CREATE DATABASEs ("tuple concurrently updated"): one at a
+    // time per process, and a retry for another process's.
+    static CREATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = CREATING.lock().await;
     let mut c = client(base).await;
-    let created = match c.simple_query(format!("CREATE DATABASE {name}")).await {
-        Ok(stream) => stream.into_results().await.map(drop),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = created {
-        panic!("CREATE DATABASE {name} through {VAR}: {e}");
+    for attempt in 1.. {
+        let created = match c.simple_query(format!("CREATE DATABASE {name}")).await {
+            Ok(stream) => stream.into_results().await.map(drop),
+            Err(e) => Err(e),
+        };
+        match created {
+            Ok(()) => break,
+            Err(e) if attempt < 5 && e.to_string().contains("concurrently") => {
+                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+            }
+            Err(e) => panic!("CREATE DATABASE {name} through {VAR}: {e}"),
+        }
     }
     (name.clone(), with_database(base, &name))
 }
@@ -213,6 +223,7 @@ pub fn query(url: &str, sql: &str, params: &[SqlValue]) -> Vec<Vec<SqlValue>> {
     block_on(async {
         let mut c = client(url).await;
         let params: Vec<&dyn ToSql> = params.iter().map(|p| p as &dyn ToSql).collect();
+        let (sql, params) = mssql::bind_nulls(&sql, &params);
         let stream = c
             .query(sql.as_str(), &params)
             .await
@@ -242,6 +253,7 @@ pub fn execute(url: &str, sql: &str, params: &[SqlValue]) -> u64 {
     block_on(async {
         let mut c = client(url).await;
         let params: Vec<&dyn ToSql> = params.iter().map(|p| p as &dyn ToSql).collect();
+        let (sql, params) = mssql::bind_nulls(&sql, &params);
         c.execute(sql.as_str(), &params)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"))

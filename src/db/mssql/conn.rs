@@ -58,10 +58,76 @@ impl bb8::ManageConnection for Manager {
     }
 }
 
+fn is_null(data: &ColumnData<'_>) -> bool {
+    match data {
+        ColumnData::U8(v) => v.is_none(),
+        ColumnData::I16(v) => v.is_none(),
+        ColumnData::I32(v) => v.is_none(),
+        ColumnData::I64(v) => v.is_none(),
+        ColumnData::F32(v) => v.is_none(),
+        ColumnData::F64(v) => v.is_none(),
+        ColumnData::Bit(v) => v.is_none(),
+        ColumnData::String(v) => v.is_none(),
+        ColumnData::Guid(v) => v.is_none(),
+        ColumnData::Binary(v) => v.is_none(),
+        ColumnData::Numeric(v) => v.is_none(),
+        ColumnData::Xml(v) => v.is_none(),
+        ColumnData::DateTime(v) => v.is_none(),
+        ColumnData::SmallDateTime(v) => v.is_none(),
+        ColumnData::Time(v) => v.is_none(),
+        ColumnData::Date(v) => v.is_none(),
+        ColumnData::DateTime2(v) => v.is_none(),
+        ColumnData::DateTimeOffset(v) => v.is_none(),
+    }
+}
+
+/// Writes NULL parameters into the SQL as `NULL` and renumbers the others.
+///
+/// tiberius sends a NULL parameter with the untyped NULLTYPE (0x1F), which SQL Server accepts
+/// and Babelfish refuses ("Data type 0x1F is unknown"); a literal NULL means the same to both.
+/// Placeholders are `@P<n>`, numbered from 1 in the order of `params`.
+pub fn bind_nulls<'p>(sql: &str, params: &[&'p dyn ToSql]) -> (String, Vec<&'p dyn ToSql>) {
+    let nulls: Vec<bool> = params.iter().map(|p| is_null(&p.to_sql())).collect();
+    if !nulls.contains(&true) {
+        return (sql.to_string(), params.to_vec());
+    }
+    let mut renumbered = vec![0usize; params.len()];
+    let mut kept = Vec::with_capacity(params.len());
+    for (i, param) in params.iter().enumerate() {
+        if !nulls[i] {
+            kept.push(*param);
+            renumbered[i] = kept.len();
+        }
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find("@P") {
+        out.push_str(&rest[..at]);
+        let digits: String = rest[at + 2..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        match digits.parse::<usize>() {
+            Ok(n) if (1..=params.len()).contains(&n) => {
+                if nulls[n - 1] {
+                    out.push_str("NULL");
+                } else {
+                    out.push_str(&format!("@P{}", renumbered[n - 1]));
+                }
+            }
+            _ => out.push_str(&rest[at..at + 2 + digits.len()]),
+        }
+        rest = &rest[at + 2 + digits.len()..];
+    }
+    out.push_str(rest);
+    (out, kept)
+}
+
 impl Conn {
     /// Runs one statement; answers the rows it affected.
     pub(crate) async fn exec(&mut self, sql: &str, params: &[&dyn ToSql]) -> Result<u64, TdsError> {
-        Ok(self.client.execute(sql, params).await?.total())
+        let (sql, params) = bind_nulls(sql, params);
+        Ok(self.client.execute(sql, &params).await?.total())
     }
 
     /// The rows of the first result set.
@@ -70,8 +136,9 @@ impl Conn {
         sql: &str,
         params: &[&dyn ToSql],
     ) -> Result<Vec<Row>, TdsError> {
+        let (sql, params) = bind_nulls(sql, params);
         self.client
-            .query(sql, params)
+            .query(sql, &params)
             .await?
             .into_first_result()
             .await
@@ -83,7 +150,8 @@ impl Conn {
         sql: &str,
         params: &[&dyn ToSql],
     ) -> Result<Option<Row>, TdsError> {
-        self.client.query(sql, params).await?.into_row().await
+        let (sql, params) = bind_nulls(sql, params);
+        self.client.query(sql, &params).await?.into_row().await
     }
 
     /// The first column of the first row, as an integer (0 when there is no row or it is NULL).
@@ -185,5 +253,23 @@ impl RowExt for Row {
             .nth(index)
             .map(|(_, data)| data)
             .ok_or_else(|| TdsError::Conversion(format!("no column {index}").into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn null_parameters_become_literals_and_the_rest_are_renumbered() {
+        let (a, b, none) = (1i64, "x", None::<String>);
+        let (sql, kept) = bind_nulls(
+            "VALUES (@P1, @P2, @P3) -- @P1 again: @P1, @P12, @Px",
+            &[&a, &none, &b],
+        );
+        assert_eq!(sql, "VALUES (@P1, NULL, @P2) -- @P1 again: @P1, @P12, @Px");
+        assert_eq!(kept.len(), 2);
+        let (same, _) = bind_nulls("@P1", &[&a]);
+        assert_eq!(same, "@P1");
     }
 }

@@ -31,7 +31,7 @@ use async_trait::async_trait;
 use tiberius::error::Error as TdsError;
 use tiberius::{AuthMethod, EncryptionLevel};
 
-pub use self::conn::Client;
+pub use self::conn::{Client, bind_nulls};
 pub(crate) use self::conn::{Conn, Manager, RowExt};
 use super::{Database, DbError, DbResult, MssqlEncrypt, MssqlUrl, PoolStats};
 
