@@ -30,13 +30,48 @@ fn server() -> Option<String> {
     url
 }
 
-/// A fresh database, migrated, behind the backend.
-async fn fresh_db(base: &str) -> (Db, String) {
-    let (_, url) = sqlserver::create_database(base).await;
-    let db = db::connect(&db::DatabaseUrl::parse(&url).unwrap())
-        .await
-        .expect("database opens");
-    (db, url)
+/// A fresh database for one test, dropped after it.
+struct Fresh {
+    url: String,
+    name: String,
+    base: String,
+    opened: Vec<Db>,
+}
+
+impl Fresh {
+    async fn new(base: &str) -> Self {
+        let (name, url) = sqlserver::create_database(base).await;
+        Self {
+            url,
+            name,
+            base: base.to_string(),
+            opened: Vec::new(),
+        }
+    }
+
+    /// The backend on it (migrated), through `url` (this database's, or a relay's).
+    async fn connect(&mut self, url: &str) -> Db {
+        let db = db::connect(&db::DatabaseUrl::parse(url).unwrap())
+            .await
+            .expect("database opens");
+        self.opened.push(db.clone());
+        db
+    }
+}
+
+impl Drop for Fresh {
+    fn drop(&mut self) {
+        for db in &self.opened {
+            db.close();
+        }
+        sqlserver::drop_database_later(self.base.clone(), self.name.clone());
+    }
+}
+
+async fn fresh_db(base: &str) -> (Db, Fresh) {
+    let mut fresh = Fresh::new(base).await;
+    let url = fresh.url.clone();
+    (fresh.connect(&url).await, fresh)
 }
 
 fn new_store(slug: &str, domain: Option<&str>) -> NewStore {
@@ -63,15 +98,14 @@ fn item(payload: &str) -> CachedItem {
 #[tokio::test]
 async fn migrations_apply_once_even_when_two_instances_start_together() {
     let Some(base) = server() else { return };
-    let (_, url) = sqlserver::create_database(&base).await;
+    let mut fresh = Fresh::new(&base).await;
+    let url = fresh.url.clone();
     let parsed = db::DatabaseUrl::parse(&url).unwrap();
     let both = join_all([db::connect(&parsed), db::connect(&parsed)]).await;
     for outcome in both {
-        outcome.expect("each instance starts");
+        fresh.opened.push(outcome.expect("each instance starts"));
     }
-    db::connect(&parsed)
-        .await
-        .expect("a third start finds nothing to do");
+    fresh.connect(&url).await;
     let applied = sqlserver::query(&url, "SELECT COUNT(*) FROM dbo.schema_migrations", &[]);
     let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/mssql"))
         .unwrap()
@@ -82,7 +116,7 @@ async fn migrations_apply_once_even_when_two_instances_start_together() {
 #[tokio::test]
 async fn unique_violations_are_conflicts_naming_the_column() {
     let Some(base) = server() else { return };
-    let (db, _) = fresh_db(&base).await;
+    let (db, _fresh) = fresh_db(&base).await;
     db.create_store(new_store("one", Some("shop.example.com")))
         .await
         .unwrap();
@@ -108,7 +142,7 @@ async fn unique_violations_are_conflicts_naming_the_column() {
 #[tokio::test]
 async fn a_fill_that_raced_an_invalidation_is_never_stored() {
     let Some(base) = server() else { return };
-    let (db, _) = fresh_db(&base).await;
+    let (db, _fresh) = fresh_db(&base).await;
     let store = db.create_store(new_store("salon", None)).await.unwrap();
     let (s, r) = (store.id, Resource::Services);
     let scope = Scope::Item(r, "svc_1".into());
@@ -163,7 +197,7 @@ async fn a_fill_that_raced_an_invalidation_is_never_stored() {
 #[tokio::test]
 async fn claims_and_idempotent_creates_are_decided_by_row_counts() {
     let Some(base) = server() else { return };
-    let (db, _) = fresh_db(&base).await;
+    let (db, _fresh) = fresh_db(&base).await;
     let store = db.create_store(new_store("salon", None)).await.unwrap();
     let now = 1_800_000_000_000;
     let draft = |id: &str| NewDraft {
@@ -289,7 +323,8 @@ async fn relay(upstream: String) -> (String, Arc<AtomicBool>) {
 #[tokio::test]
 async fn a_database_that_goes_away_is_unavailable_then_comes_back() {
     let Some(base) = server() else { return };
-    let (_, url) = sqlserver::create_database(&base).await;
+    let mut fresh = Fresh::new(&base).await;
+    let url = fresh.url.clone();
     let target = sqlserver::parse(&url);
     let (address, open) = relay(format!("{}:{}", target.host, target.port)).await;
     let mut relayed = url::Url::parse(&url).unwrap();
@@ -299,9 +334,7 @@ async fn a_database_that_goes_away_is_unavailable_then_comes_back() {
     relayed
         .query_pairs_mut()
         .append_pair("connect_timeout_ms", "1000");
-    let db = db::connect(&db::DatabaseUrl::parse(relayed.as_str()).unwrap())
-        .await
-        .unwrap();
+    let db = fresh.connect(relayed.as_str()).await;
     db.ping().await.expect("ready through the relay");
 
     open.store(false, Ordering::SeqCst);

@@ -170,6 +170,10 @@ impl TestApp {
     /// nothing in memory survives.
     pub async fn restart(&mut self) {
         self.stop().await;
+        if self.mssql_db.is_some() {
+            // Its connections would keep the test database in use until the test ends.
+            self.state.db.close();
+        }
         let (state, server, base) = start(&self.settings, self.clock.clone()).await;
         self.state = state;
         self.server = Some(server);
@@ -320,6 +324,14 @@ pub struct Peer {
     pub state: AppState,
     pub client: reqwest::Client,
     server: Option<Server>,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if mssql_url().is_some() {
+            self.state.db.close();
+        }
+    }
 }
 
 impl Peer {

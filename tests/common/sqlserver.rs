@@ -1,8 +1,10 @@
 //! The suite on SQL Server. When `MANGO_TEST_MSSQL_URL` (`mssql://USER:PASS@HOST:PORT/DB?…`)
-//! is set, every `TestApp` gets a database of its own, `mango_t_<unix secs>_<random hex>`,
+//! is set, every `TestApp` gets a database of its own, `mango_t_<unix secs>_<pid>_<hex>`,
 //! created through that URL (Babelfish must run in multi-db mode) and dropped when the app is
-//! dropped, once its connections are gone; databases a killed run left behind are dropped by
-//! the next run when they are more than an hour old.
+//! dropped, once its connections are gone. What a test process could not drop before it
+//! exited (its last tests' databases) the next test process drops: databases of another
+//! process older than a minute that nobody uses any more (a database in use cannot be
+//! dropped, so a concurrent run is safe).
 //!
 //! Assertions on stored rows go through [`TestApp::sql_i64`] and friends, which take SQLite
 //! spelling (`store_booking_drafts`, `?1`) and translate it for SQL Server
@@ -65,7 +67,7 @@ async fn client(raw: &str) -> mssql::Client {
         .unwrap_or_else(|e| panic!("{VAR}: {e:#}"))
 }
 
-/// Drops the test databases of runs that ended more than an hour ago (once per process).
+/// Drops the test databases other processes left behind (once per process).
 async fn sweep(base: &str) {
     static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     SWEPT
@@ -80,16 +82,16 @@ async fn sweep(base: &str) {
                 .into_first_result()
                 .await
                 .unwrap_or_default();
-            let cutoff = unix_secs().saturating_sub(3600);
+            let cutoff = unix_secs().saturating_sub(60);
+            let me = std::process::id().to_string();
             for row in rows {
                 let Some(name) = row.get::<&str, _>(0).map(str::to_owned) else {
                     continue;
                 };
-                let created = name
-                    .strip_prefix(PREFIX)
-                    .and_then(|rest| rest.split('_').next())
-                    .and_then(|secs| secs.parse::<u64>().ok());
-                if created.is_some_and(|secs| secs < cutoff) {
+                let mut parts = name.strip_prefix(PREFIX).unwrap_or("").split('_');
+                let created = parts.next().and_then(|secs| secs.parse::<u64>().ok());
+                let foreign = parts.next() != Some(me.as_str());
+                if foreign && created.is_some_and(|secs| secs < cutoff) {
                     let _ = c.simple_query(format!("DROP DATABASE {name}")).await;
                 }
             }
@@ -101,9 +103,10 @@ async fn sweep(base: &str) {
 pub async fn create_database(base: &str) -> (String, String) {
     sweep(base).await;
     let name = format!(
-        "{PREFIX}{}_{}",
+        "{PREFIX}{}_{}_{}",
         unix_secs(),
-        hex::encode(rand::random::<[u8; 6]>())
+        std::process::id(),
+        hex::encode(rand::random::<[u8; 4]>())
     );
     // Babelfish refuses concurrent CREATE DATABASEs ("tuple concurrently updated"): one at a
     // time per process, and a retry for another process's.
