@@ -16,7 +16,9 @@
 mod analytics;
 mod cache;
 mod conn;
+mod draft_rows;
 mod drafts;
+mod feed;
 mod inbox;
 mod migrate;
 mod stores;
