@@ -76,11 +76,13 @@ impl DraftRepo for MssqlDb {
                         {
                             return Ok(DraftCreation::Existing(held));
                         }
-                        // An expired key of the same name is forgotten before reuse.
+                        // An expired key of the same name is forgotten before reuse. Only an
+                        // expired one: a live key another create committed since the SELECT above
+                        // must survive, so that our INSERT of it fails and we answer its draft.
                         c.exec(
                             "DELETE FROM store_booking.idempotency_keys
-                             WHERE store_id = @P1 AND idempotency_key = @P2",
-                            &[&draft.store_id, &k.key],
+                             WHERE store_id = @P1 AND idempotency_key = @P2 AND created_at < @P3",
+                            &[&draft.store_id, &k.key, &k.not_before_ms],
                         )
                         .await?;
                     }
