@@ -11,8 +11,13 @@ use crate::config::LogConfig;
 
 /// Installs the global subscriber; JSON lines when asked. Safe to call twice (tests).
 pub fn init_logging(config: &LogConfig) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&config.filter)
+    let mut filter = EnvFilter::try_new(&config.filter)
         .map_err(|e| anyhow::anyhow!("MANGO_LOG: invalid filter {:?}: {e}", config.filter))?;
+    // tiberius narrates every connection (TLS handshake, database context, collation) at info;
+    // keep that to warnings unless MANGO_LOG asks for it by name.
+    if !config.filter.contains("tiberius") {
+        filter = filter.add_directive("tiberius=warn".parse()?);
+    }
     // Colour codes only for a person at a terminal: they cost formatting on every span.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = tracing_subscriber::fmt()

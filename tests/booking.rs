@@ -61,11 +61,7 @@ async fn read(app: &TestApp, id: &str) -> Value {
 }
 
 fn drafts_stored(app: &TestApp) -> i64 {
-    app.sql()
-        .query_row("SELECT COUNT(*) FROM store_booking_drafts", [], |r| {
-            r.get(0)
-        })
-        .unwrap()
+    app.sql_i64("SELECT COUNT(*) FROM store_booking_drafts", &[])
 }
 
 fn instant(text: &str) -> OffsetDateTime {
@@ -694,14 +690,20 @@ async fn a_claim_abandoned_by_a_crashed_instance_is_taken_over_without_a_second_
     let draft = create(&app, &haircut("2030-05-01T10:00:00Z")).await;
     let id = draft["id"].as_str().unwrap().to_owned();
     // An instance claimed the draft, reached Biz (which booked), and died before recording it.
-    let claimed_at = app.state.clock.now_ms();
-    app.sql()
-        .execute(
-            "UPDATE store_booking_drafts SET status = 'confirming', claimed_at = ?1,
-                 confirm_attempts = 1 WHERE id = ?2",
-            rusqlite::params![claimed_at, id],
-        )
+    let store = app.state.db.store_by_slug(STORE).await.unwrap().unwrap();
+    let now_ms = app.state.clock.now_ms();
+    let rules = mango_store::db::ClaimRules {
+        now_ms,
+        unresolved_grace_ms: 0,
+        stale_before_ms: now_ms - 60_000,
+    };
+    let claim = app
+        .state
+        .db
+        .claim_draft(store.id, &id, rules)
+        .await
         .unwrap();
+    assert!(matches!(claim, mango_store::db::ClaimOutcome::Claimed(d) if d.confirm_attempts == 1));
     let lost = app
         .client
         .post(format!("{}/biz-api/v1/bookings", app.biz_url))
@@ -772,13 +774,12 @@ async fn the_maintenance_job_expires_drafts_erases_customers_and_forgets_keys() 
     app.clock.advance(TTL + Duration::from_secs(1));
     job().await.unwrap();
     let status_of = |id: &str| -> String {
-        app.sql()
-            .query_row(
-                "SELECT status FROM store_booking_drafts WHERE id = ?1",
-                [id],
-                |r| r.get(0),
-            )
-            .unwrap()
+        app.sql_texts(
+            "SELECT status FROM store_booking_drafts WHERE id = ?1",
+            &[id.into()],
+        )[0]
+        .clone()
+        .unwrap()
     };
     assert_eq!(status_of(&ids[2]), "expired");
     // Ended less than a day ago: details kept.

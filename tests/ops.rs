@@ -23,6 +23,9 @@ async fn health_and_readiness() {
 
 #[tokio::test]
 async fn not_ready_while_another_process_holds_the_database() {
+    if skip_on_mssql("holds SQLite's write lock from another connection") {
+        return;
+    }
     let app = spawn_with(Options::default().sqlite_query("busy_timeout_ms=100")).await;
     let holder = rusqlite::Connection::open(&app.db_path).unwrap();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -40,6 +43,9 @@ async fn not_ready_while_another_process_holds_the_database() {
 
 #[tokio::test]
 async fn not_ready_when_the_database_file_is_gone() {
+    if skip_on_mssql("deletes the SQLite file") {
+        return;
+    }
     let app = spawn_app().await;
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", app.db_path.display()));

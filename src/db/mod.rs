@@ -8,6 +8,7 @@
 mod analytics;
 mod drafts;
 mod inbox;
+pub mod mssql;
 pub mod sqlite;
 mod url;
 
@@ -49,9 +50,11 @@ pub async fn connect(url: &DatabaseUrl) -> anyhow::Result<Db> {
             db.migrate().await?;
             Ok(Arc::new(db))
         }
-        DatabaseUrl::Mssql(_) => anyhow::bail!(
-            "MANGO_DATABASE_URL: the SQL Server backend is not available in this build yet"
-        ),
+        DatabaseUrl::Mssql(url) => {
+            let db = mssql::MssqlDb::open(url).await?;
+            db.migrate().await?;
+            Ok(Arc::new(db))
+        }
     }
 }
 

@@ -1,6 +1,10 @@
-//! The integration-test harness: the real server on port 0 with a fresh SQLite file, in front
+//! The integration-test harness: the real server on port 0 with a fresh SQLite file (or, when
+//! `MANGO_TEST_MSSQL_URL` is set, a fresh SQL Server database: see `sqlserver.rs`), in front
 //! of a fake Biz (real HTTP both ways) that counts calls and can be made slow or broken.
 #![allow(dead_code)]
+
+mod sql;
+pub mod sqlserver;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,6 +30,23 @@ pub const WEBHOOK_SECRET_2: &str = "whsec_dGVzdC13ZWJob29rLXNlY3JldC1udW1iZXItdH
 /// The business behind the fixtures, and the store every test gets.
 pub const BUSINESS: &str = "biz_demo";
 pub const STORE: &str = "salon";
+
+pub use sqlserver::SqlValue;
+
+/// The SQL Server the suite runs against instead of SQLite (`MANGO_TEST_MSSQL_URL`), if any.
+pub fn mssql_url() -> Option<String> {
+    sqlserver::url()
+}
+
+/// For a test that needs SQLite itself (its file, its locks): true, after printing why, when
+/// the suite runs on SQL Server.
+pub fn skip_on_mssql(why: &str) -> bool {
+    if mssql_url().is_some() {
+        eprintln!("skipped on SQL Server: {why}");
+        return true;
+    }
+    false
+}
 
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -66,7 +87,12 @@ pub struct TestApp {
     pub biz: FakeBiz,
     pub biz_url: String,
     pub clock: Arc<ShiftedClock>,
+    /// The SQLite file (unused on SQL Server).
     pub db_path: PathBuf,
+    /// The `MANGO_DATABASE_URL` the app runs on.
+    pub database_url: String,
+    /// `(base URL, database)` of the SQL Server database made for this app.
+    mssql_db: Option<(String, String)>,
     pub store_key: String,
     pub state: AppState,
     settings: Settings,
@@ -86,11 +112,15 @@ pub async fn spawn_with(options: Options) -> TestApp {
     assert_eq!(business, BUSINESS);
     biz.add_business(BUSINESS, catalog);
     let biz_url = biz.spawn().await.expect("fake Biz starts");
+    let (database_url, mssql_db) = match mssql_url() {
+        Some(base) => {
+            let (name, url) = sqlserver::create_database(&base).await;
+            (url, Some((base, name)))
+        }
+        None => (format!("sqlite://{}", db_path.display()), None),
+    };
     let mut settings = Settings::from_pairs([
-        (
-            "MANGO_DATABASE_URL",
-            format!("sqlite://{}", db_path.display()),
-        ),
+        ("MANGO_DATABASE_URL", database_url.clone()),
         ("MANGO_BIZ_API_URL", biz_url.clone()),
         ("MANGO_BIZ_API_KEY", BIZ_KEY.to_string()),
         ("MANGO_BIZ_TIMEOUT_MS", "1000".to_string()),
@@ -109,6 +139,8 @@ pub async fn spawn_with(options: Options) -> TestApp {
         biz_url,
         clock,
         db_path,
+        database_url,
+        mssql_db,
         store_key: String::new(),
         state,
         settings,
@@ -139,6 +171,10 @@ impl TestApp {
     /// nothing in memory survives.
     pub async fn restart(&mut self) {
         self.stop().await;
+        if self.mssql_db.is_some() {
+            // Its connections would keep the test database in use until the test ends.
+            self.state.db.close();
+        }
         let (state, server, base) = start(&self.settings, self.clock.clone()).await;
         self.state = state;
         self.server = Some(server);
@@ -291,6 +327,14 @@ pub struct Peer {
     server: Option<Server>,
 }
 
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if mssql_url().is_some() {
+            self.state.db.close();
+        }
+    }
+}
+
 impl Peer {
     pub async fn stop(&mut self) {
         if let Some((tx, handle)) = self.server.take() {
@@ -381,7 +425,7 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 
-    /// A connection to the test database, for assertions on what was stored.
+    /// A connection to the SQLite test database (SQLite-only tests: see `skip_on_mssql`).
     pub fn sql(&self) -> rusqlite::Connection {
         let conn = rusqlite::Connection::open(&self.db_path).expect("test database opens");
         conn.busy_timeout(Duration::from_secs(5)).unwrap();
@@ -390,14 +434,27 @@ impl TestApp {
 
     /// Analytics events with this name, for one draft or for all.
     pub fn count_events(&self, name: &str, draft_id: Option<&str>) -> i64 {
-        self.sql()
-            .query_row(
-                "SELECT COUNT(*) FROM store_analytics_events
-                 WHERE name = ?1 AND (?2 IS NULL OR draft_id = ?2)",
-                rusqlite::params![name, draft_id],
-                |r| r.get(0),
-            )
-            .unwrap()
+        match draft_id {
+            Some(id) => self.sql_i64(
+                "SELECT COUNT(*) FROM store_analytics_events WHERE name = ?1 AND draft_id = ?2",
+                &[name.into(), id.into()],
+            ),
+            None => self.sql_i64(
+                "SELECT COUNT(*) FROM store_analytics_events WHERE name = ?1",
+                &[name.into()],
+            ),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some((base, name)) = self.mssql_db.take() {
+            // Closing the pool lets its connections go as their tasks end; the database is
+            // dropped once the server sees no session in it.
+            self.state.db.close();
+            sqlserver::drop_database_later(base, name);
+        }
     }
 }
 

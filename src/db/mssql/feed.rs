@@ -1,0 +1,150 @@
+//! T-SQL (SQL Server 2019+ / Babelfish 4.x): invalidations — the generation bumps and row
+//! deletes of `store_cache.*`, and the feed `store_cache.invalidations` the instances tail.
+//!
+//! Feed ids are taken from the single row of `store_cache.invalidation_head`, incremented under
+//! its row lock inside the invalidating transaction, so ids become visible in commit order and a
+//! tailer reading `id > last` never skips one that commits late (an IDENTITY would allow it).
+//! Lock order everywhere: generation rows (services, products, staff), then the head row.
+
+use tiberius::error::Error as TdsError;
+
+use super::cache::table;
+use super::{Conn, MssqlDb, RowExt};
+use crate::catalog::Resource;
+use crate::db::{DbResult, FeedEntry, Scope};
+
+async fn invalidate(
+    c: &mut Conn,
+    store_id: i64,
+    resource: Resource,
+    item: Option<&str>,
+) -> Result<(), TdsError> {
+    let bumped = c
+        .exec(
+            "UPDATE store_cache.generations SET generation = generation + 1
+             WHERE store_id = @P1 AND resource = @P2",
+            &[&store_id, &resource.as_str()],
+        )
+        .await?;
+    if bumped == 0 {
+        // A store created outside create_store (never in practice): start its row at 1.
+        c.exec(
+            "INSERT INTO store_cache.generations (store_id, resource, generation)
+             VALUES (@P1, @P2, 1)",
+            &[&store_id, &resource.as_str()],
+        )
+        .await?;
+    }
+    match item {
+        Some(id) => {
+            let sql = format!(
+                "DELETE FROM {} WHERE store_id = @P1 AND item_id = @P2",
+                table(resource)
+            );
+            c.exec(&sql, &[&store_id, &id]).await?
+        }
+        None => {
+            let sql = format!("DELETE FROM {} WHERE store_id = @P1", table(resource));
+            c.exec(&sql, &[&store_id]).await?
+        }
+    };
+    c.exec(
+        "DELETE FROM store_cache.lists WHERE store_id = @P1 AND resource = @P2",
+        &[&store_id, &resource.as_str()],
+    )
+    .await?;
+    Ok(())
+}
+
+impl MssqlDb {
+    pub(super) async fn invalidate_scope(
+        &self,
+        store_id: i64,
+        scope: &Scope,
+        origin: i64,
+        now_ms: i64,
+    ) -> DbResult<()> {
+        let scope = scope.clone();
+        self.tx(move |c| {
+            Box::pin(async move {
+                match &scope {
+                    Scope::Item(resource, id) => {
+                        invalidate(c, store_id, *resource, Some(id)).await?
+                    }
+                    Scope::Resource(resource) => invalidate(c, store_id, *resource, None).await?,
+                    Scope::Store => {
+                        for resource in Resource::ALL {
+                            invalidate(c, store_id, resource, None).await?;
+                        }
+                    }
+                }
+                // The head row is locked last (after the generation rows, as every writer
+                // orders them) and held until commit: feed ids commit in order.
+                let (resource, item) = scope.to_columns();
+                c.exec(
+                    "UPDATE store_cache.invalidation_head SET last_id = last_id + 1 WHERE id = 1;
+                     INSERT INTO store_cache.invalidations
+                        (id, origin, store_id, resource, item_id, created_at)
+                     SELECT last_id, @P1, @P2, @P3, @P4, @P5
+                     FROM store_cache.invalidation_head WHERE id = 1",
+                    &[&origin, &store_id, &resource, &item, &now_ms],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn feed_latest(&self) -> DbResult<i64> {
+        self.run(|c| {
+            Box::pin(async move {
+                c.scalar(
+                    "SELECT COALESCE(MAX(id), 0) FROM store_cache.invalidations",
+                    &[],
+                )
+                .await
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn feed_since(&self, after_id: i64, limit: u32) -> DbResult<Vec<FeedEntry>> {
+        let limit = i64::from(limit);
+        self.run(move |c| {
+            Box::pin(async move {
+                c.rows(
+                    "SELECT TOP (@P2) id, origin, store_id, resource, item_id
+                     FROM store_cache.invalidations WHERE id > @P1 ORDER BY id",
+                    &[&after_id, &limit],
+                )
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(FeedEntry {
+                        id: r.int(0)?,
+                        origin: r.int(1)?,
+                        store_id: r.int(2)?,
+                        scope: Scope::from_columns(r.opt_text(3)?.as_deref(), r.opt_text(4)?),
+                    })
+                })
+                .collect()
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn feed_prune(&self, before_ms: i64, limit: u32) -> DbResult<u64> {
+        let limit = i64::from(limit);
+        self.run(move |c| {
+            Box::pin(async move {
+                c.exec(
+                    "DELETE TOP (@P2) FROM store_cache.invalidations WHERE created_at < @P1",
+                    &[&before_ms, &limit],
+                )
+                .await
+            })
+        })
+        .await
+    }
+}
