@@ -101,6 +101,8 @@ fn cache_hit(c: &mut Criterion) {
             )
         })
     });
+    // The SQLite pool inside the cache must be dropped where a Tokio runtime is running.
+    rt.block_on(async move { drop(cache) });
 }
 
 criterion_group!(benches, signature, cache_hit);
