@@ -148,6 +148,18 @@ pub enum ClaimOutcome {
     Missing,
 }
 
+impl ClaimOutcome {
+    /// What a claim found, from the rows its conditional UPDATE changed and the draft read
+    /// back in the same transaction: the row count decides, on every backend.
+    pub fn decide(rows_claimed: u64, draft: Option<DraftRecord>) -> Self {
+        match (rows_claimed, draft) {
+            (_, None) => Self::Missing,
+            (0, Some(draft)) => Self::NotClaimable(draft),
+            (_, Some(draft)) => Self::Claimed(draft),
+        }
+    }
+}
+
 /// How a claimed confirm ended.
 #[derive(Debug, Clone)]
 pub enum ConfirmFinish {

@@ -162,11 +162,8 @@ impl DraftRepo for MssqlDb {
                         )
                         .await?;
                 }
-                Ok(match (claimed, select_draft(c, store_id, &id).await?) {
-                    (_, None) => ClaimOutcome::Missing,
-                    (0, Some(draft)) => ClaimOutcome::NotClaimable(draft),
-                    (_, Some(draft)) => ClaimOutcome::Claimed(draft),
-                })
+                let draft = select_draft(c, store_id, &id).await?;
+                Ok(ClaimOutcome::decide(claimed, draft))
             })
         })
         .await

@@ -221,11 +221,8 @@ impl DraftRepo for SqliteDb {
                         ":stale_before": rules.stale_before_ms,
                     })?;
             }
-            Ok(match (claimed, select_draft(tx, store_id, &id)?) {
-                (_, None) => ClaimOutcome::Missing,
-                (0, Some(draft)) => ClaimOutcome::NotClaimable(draft),
-                (_, Some(draft)) => ClaimOutcome::Claimed(draft),
-            })
+            let draft = select_draft(tx, store_id, &id)?;
+            Ok(ClaimOutcome::decide(claimed as u64, draft))
         })
         .await
     }
