@@ -5,20 +5,27 @@
 //! query each per TTL, not one per request), and dropped whenever store settings change.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::header::{self, HeaderName};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
 
 use crate::app::AppState;
 use crate::catalog::Tenant;
 use crate::db::{Db, StoreRecord};
 use crate::error::ApiError;
 
+pub const X_STORE_ID: HeaderName = HeaderName::from_static("x-store-id");
+
 /// Bounds how long another instance's settings change can go unseen here.
 const LOOKUP_TTL: Duration = Duration::from_secs(10);
+
+/// Remembered lookups per map; past this, expired ones are dropped, then all of them.
+const MAX_LOOKUPS: usize = 100_000;
 
 #[derive(Debug)]
 pub struct Store {
@@ -46,10 +53,59 @@ enum Lookup<'a> {
 pub struct TenantResolver {
     db: Db,
     base_suffix: Arc<str>,
-    // Two maps keyed by `String` so the hot path looks up by `&str`, allocating nothing.
-    by_slug: moka::future::Cache<String, Option<Arc<Store>>>,
-    by_domain: moka::future::Cache<String, Option<Arc<Store>>>,
+    by_slug: Arc<LookupCache>,
+    by_domain: Arc<LookupCache>,
     known_stores: Arc<Mutex<HashMap<Arc<str>, BTreeSet<i64>>>>,
+}
+
+/// A lookup's answer (a store, or none by that name) and when it was read.
+type Remembered = (Instant, Option<Arc<Store>>);
+
+/// Store lookups by one kind of name, unknown names included, each kept for [`LOOKUP_TTL`].
+///
+/// A map behind a read-write lock rather than a moka cache: every storefront request reads it,
+/// it changes only on a miss or a settings change, and it needs no eviction policy beyond its
+/// bound. A read is a shared lock and a hash lookup, with no bookkeeping per hit.
+#[derive(Default)]
+struct LookupCache {
+    entries: RwLock<HashMap<Box<str>, Remembered>>,
+    /// Bumped by every `clear`: a lookup that read the database before a clear must not put
+    /// what it read back afterwards.
+    epoch: AtomicU64,
+}
+
+impl LookupCache {
+    fn get(&self, name: &str) -> Option<Option<Arc<Store>>> {
+        let entries = self.entries.read().expect("lookup cache lock");
+        let (at, store) = entries.get(name)?;
+        (at.elapsed() < LOOKUP_TTL).then(|| store.clone())
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Remembers `store` under `name` unless a `clear` happened since `epoch` was read.
+    fn insert(&self, name: &str, store: Option<Arc<Store>>, epoch: u64) {
+        let mut entries = self.entries.write().expect("lookup cache lock");
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        if entries.len() >= MAX_LOOKUPS && !entries.contains_key(name) {
+            entries.retain(|_, (at, _)| at.elapsed() < LOOKUP_TTL);
+            if entries.len() >= MAX_LOOKUPS {
+                // A flood of made-up names: start over rather than grow.
+                entries.clear();
+            }
+        }
+        entries.insert(name.into(), (Instant::now(), store));
+    }
+
+    fn clear(&self) {
+        let mut entries = self.entries.write().expect("lookup cache lock");
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
+    }
 }
 
 /// A slug as the storefront may name it: `[a-z0-9][a-z0-9-]{1,62}`.
@@ -61,20 +117,13 @@ pub fn is_valid_slug(slug: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
-fn lookup_cache() -> moka::future::Cache<String, Option<Arc<Store>>> {
-    moka::future::Cache::builder()
-        .max_capacity(100_000)
-        .time_to_live(LOOKUP_TTL)
-        .build()
-}
-
 impl TenantResolver {
     pub fn new(db: Db, base_domain: &str) -> Self {
         Self {
             db,
             base_suffix: Arc::from(format!(".{base_domain}")),
-            by_slug: lookup_cache(),
-            by_domain: lookup_cache(),
+            by_slug: Arc::default(),
+            by_domain: Arc::default(),
             known_stores: Arc::default(),
         }
     }
@@ -104,12 +153,12 @@ impl TenantResolver {
 
     /// Forget every cached lookup; called on any settings change.
     pub fn clear(&self) {
-        self.by_slug.invalidate_all();
-        self.by_domain.invalidate_all();
+        self.by_slug.clear();
+        self.by_domain.clear();
     }
 
     fn lookup_for<'h>(&self, headers: &'h HeaderMap) -> Option<Lookup<'h>> {
-        if let Some(id) = headers.get("x-store-id") {
+        if let Some(id) = headers.get(&X_STORE_ID) {
             let slug = id.to_str().ok()?.trim();
             return is_valid_slug(slug).then_some(Lookup::Slug(slug));
         }
@@ -135,9 +184,10 @@ impl TenantResolver {
             Lookup::Slug(slug) => (&self.by_slug, *slug),
             Lookup::Domain(domain) => (&self.by_domain, domain.as_ref()),
         };
-        if let Some(found) = cache.get(key).await {
+        if let Some(found) = cache.get(key) {
             return found.ok_or(ApiError::StoreNotFound);
         }
+        let epoch = cache.epoch();
         let record = match &lookup {
             Lookup::Slug(slug) => self.db.store_by_slug(slug).await?,
             Lookup::Domain(domain) => self.db.store_by_domain(domain).await?,
@@ -146,7 +196,7 @@ impl TenantResolver {
             self.learn(&r.biz_business_id, &[r.id]);
         }
         let store = record.map(|r| Arc::new(Store::new(r)));
-        cache.insert(key.to_string(), store.clone()).await;
+        cache.insert(key, store.clone(), epoch);
         store.ok_or(ApiError::StoreNotFound)
     }
 }
@@ -188,6 +238,28 @@ mod tests {
         assert!(!is_valid_slug("Salon"));
         assert!(!is_valid_slug(&"a".repeat(64)));
         assert!(!is_valid_slug("sa lon"));
+    }
+
+    #[test]
+    fn a_lookup_read_before_a_clear_is_not_remembered_after_it() {
+        let cache = LookupCache::default();
+        let epoch = cache.epoch();
+        cache.clear();
+        cache.insert("demo", None, epoch);
+        assert!(cache.get("demo").is_none());
+        cache.insert("demo", None, cache.epoch());
+        assert_eq!(cache.get("demo").map(|s| s.is_none()), Some(true));
+    }
+
+    #[test]
+    fn the_lookup_cache_stays_bounded() {
+        let cache = LookupCache::default();
+        for i in 0..MAX_LOOKUPS + 10 {
+            cache.insert(&format!("host-{i}"), None, cache.epoch());
+        }
+        let len = cache.entries.read().unwrap().len();
+        assert!(len <= MAX_LOOKUPS, "{len}");
+        assert!(cache.get(&format!("host-{}", MAX_LOOKUPS + 9)).is_some());
     }
 
     #[test]
