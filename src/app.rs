@@ -5,21 +5,17 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::extract::DefaultBodyLimit;
 use axum::routing::MethodRouter;
 use tokio::net::TcpListener;
-use tower_http::catch_panic::CatchPanicLayer;
-use tracing::Instrument;
 
 use crate::biz::BizClient;
 use crate::catalog::CatalogCache;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::context::RequestContextLayer;
 use crate::db::Db;
-use crate::error::{ApiError, PROBLEM_JSON, problem_response};
+use crate::error::ApiError;
 use crate::telemetry;
 use crate::tenant::TenantResolver;
 
@@ -123,13 +119,12 @@ pub fn router(state: AppState) -> Router {
         .router
         .fallback(|| async { ApiError::NotFound("no route matches this path".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .route_layer(middleware::from_fn(record_route))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(CatchPanicLayer::custom(|_| {
-            tracing::error!("a handler panicked");
-            ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()
-        }))
-        .layer(middleware::from_fn(request_context))
+        // One `layer` call: axum boxes every route's service once per call.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(RequestContextLayer)
+                .layer(DefaultBodyLimit::max(BODY_LIMIT)),
+        )
         .with_state(state)
 }
 
@@ -179,87 +174,4 @@ pub async fn serve_with_grace(
             Ok(())
         }
     }
-}
-
-/// `x-request-id` in and out, one span per request, problem+json for the framework's own
-/// errors, and the request metrics: one middleware, so one boxed future per request.
-async fn request_context(request: Request, next: Next) -> Response {
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .filter(|v| telemetry::is_acceptable_request_id(v.as_bytes()))
-        .cloned()
-        .unwrap_or_else(telemetry::new_request_id);
-    let span = tracing::info_span!(
-        "request",
-        request_id = %request_id.to_str().unwrap_or(""),
-        method = %request.method(),
-        route = tracing::field::Empty,
-        store = tracing::field::Empty,
-        status = tracing::field::Empty,
-    );
-    let started = std::time::Instant::now();
-    let mut response =
-        problem_for_framework_errors(next.run(request).instrument(span.clone()).await);
-    let status = response.status().as_u16();
-    span.record("status", status);
-    let route = response.extensions().get::<MatchedPath>().cloned();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    telemetry::record_request(route, status, started.elapsed());
-    span.in_scope(|| {
-        tracing::debug!(
-            status,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "answered"
-        )
-    });
-    response.headers_mut().insert("x-request-id", request_id);
-    response
-}
-
-/// Runs after routing, so the matched pattern (never the raw path) labels the metrics; it
-/// hands the pattern back out on the response (a cheap clone of a shared string).
-async fn record_route(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    if let Some(route) = &route {
-        tracing::Span::current().record("route", route.as_str());
-    }
-    let mut response = next.run(request).await;
-    if let Some(route) = route {
-        response.extensions_mut().insert(route);
-    }
-    response
-}
-
-/// Rewrites error answers that did not come from `ApiError` (the router's 405, a layer's 413,
-/// a panic's 500) into problem+json, so clients meet one error format.
-fn problem_for_framework_errors(response: Response) -> Response {
-    let status = response.status();
-    let is_problem = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
-        return response;
-    }
-    let (code, detail) = match status {
-        StatusCode::NOT_FOUND => ("not_found", "no route matches this path"),
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "method_not_allowed",
-            "the method is not allowed on this route",
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("invalid_request", "unsupported content type"),
-        s if s.is_client_error() => ("invalid_request", "the request could not be understood"),
-        _ => (
-            "internal_error",
-            "an internal error occurred; it has been logged",
-        ),
-    };
-    let allow = response.headers().get(header::ALLOW).cloned();
-    let mut problem = problem_response(status, code, detail);
-    if let Some(allow) = allow {
-        problem.headers_mut().insert(header::ALLOW, allow);
-    }
-    problem
 }

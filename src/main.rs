@@ -7,6 +7,9 @@ use clap::{Parser, Subcommand};
 use mango_store::config::{self, Config, LogConfig, Settings};
 use mango_store::{app, cli, db, jobs, telemetry};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "mango-store",

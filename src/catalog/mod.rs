@@ -8,7 +8,12 @@ mod resource;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use std::convert::Infallible;
+
+use axum::extract::FromRequestParts;
+use axum::http::header::{self, HeaderName};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -99,11 +104,11 @@ pub async fn list(
     State(state): State<AppState>,
     Path(resource): Path<String>,
     CurrentStore(store): CurrentStore,
-    headers: HeaderMap,
+    IfNoneMatch(if_none_match): IfNoneMatch,
 ) -> Result<Response> {
     let resource = resource_or_404(&resource)?;
     let key = CacheKey::list(store.tenant.store_id, resource);
-    respond(state.catalog.get(&store.tenant, key).await, &headers)
+    respond(state.catalog.get(&store.tenant, key).await, if_none_match)
 }
 
 /// One item, as Biz has it.
@@ -120,19 +125,35 @@ pub async fn item(
     State(state): State<AppState>,
     Path((resource, id)): Path<(String, String)>,
     CurrentStore(store): CurrentStore,
-    headers: HeaderMap,
+    IfNoneMatch(if_none_match): IfNoneMatch,
 ) -> Result<Response> {
     let resource = resource_or_404(&resource)?;
     if !is_plausible_id(&id) {
         return Err(ApiError::NotFound(format!("no {resource} has that id")));
     }
     let key = CacheKey::item(store.tenant.store_id, resource, &id);
-    respond(state.catalog.get(&store.tenant, key).await, &headers)
+    respond(state.catalog.get(&store.tenant, key).await, if_none_match)
 }
+
+/// The request's `If-None-Match` alone: extracting the whole `HeaderMap` would copy it.
+pub struct IfNoneMatch(Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(Self(parts.headers.get(header::IF_NONE_MATCH).cloned()))
+    }
+}
+
+const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
 /// Turns a lookup into the answer: 200 with the cached bytes, 304 when the client's
 /// `If-None-Match` matches, 404 for a remembered Biz 404, 503 when nothing can be served.
-fn respond(lookup: Result<Lookup, Unavailable>, headers: &HeaderMap) -> Result<Response> {
+fn respond(
+    lookup: Result<Lookup, Unavailable>,
+    if_none_match: Option<HeaderValue>,
+) -> Result<Response> {
     let Lookup { entry, status } =
         lookup.map_err(|Unavailable(detail)| ApiError::UpstreamUnavailable {
             status: StatusCode::SERVICE_UNAVAILABLE,
@@ -143,12 +164,11 @@ fn respond(lookup: Result<Lookup, Unavailable>, headers: &HeaderMap) -> Result<R
     if entry.kind == EntryKind::NotFound {
         let mut response =
             ApiError::NotFound("Biz has no item with this id".into()).into_response();
-        response.headers_mut().insert("x-cache", x_cache);
+        response.headers_mut().insert(X_CACHE, x_cache);
         return Ok(response);
     }
-    let not_modified = headers
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| entry::matches_if_none_match(v.as_bytes(), &entry.etag));
+    let not_modified =
+        if_none_match.is_some_and(|v| entry::matches_if_none_match(v.as_bytes(), &entry.etag));
     let mut response = if not_modified {
         let mut r = Response::new(Body::empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
@@ -167,6 +187,6 @@ fn respond(lookup: Result<Lookup, Unavailable>, headers: &HeaderMap) -> Result<R
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, no-cache"),
     );
-    h.insert("x-cache", x_cache);
+    h.insert(X_CACHE, x_cache);
     Ok(response)
 }
