@@ -1,25 +1,33 @@
-//! The one layer every request passes through once routed: its request id, its span (with the
-//! matched route, never the raw path), the route's metrics, problem+json for the framework's own
-//! errors, and a handler's panic turned into a 500.
+//! The one layer every request passes through once routed: its request id, its log context
+//! (with the matched route, never the raw path), the route's metrics, problem+json for the
+//! framework's own errors, and a handler's panic turned into a 500.
 //!
 //! Written by hand rather than with `from_fn` and stacked tower-http layers: `Router::layer`
 //! boxes the service and its future once per layer per request, and `from_fn` boxes again, so
 //! on a cache HIT those allocations cost more than the cache lookup. This is one layer with a
 //! plain future.
+//!
+//! The log context is not a `tracing` span. A span per request, with its fields formatted when
+//! it is created and again when the store is recorded, cost more than everything else mango
+//! adds to a cache HIT, for log lines that a HIT never writes. Instead the request's
+//! [`RequestInfo`] is current on this thread while its future is polled, and the log formatter
+//! (`telemetry`) adds it to every line written meanwhile: the same fields, paid for only by the
+//! lines that are written.
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::header::{self, HeaderName};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
-use tracing::Span;
 
 use crate::error::{ApiError, PROBLEM_JSON, problem_response};
 use crate::telemetry;
@@ -65,27 +73,19 @@ where
             .filter(|v| telemetry::is_acceptable_request_id(v.as_bytes()))
             .cloned()
             .unwrap_or_else(telemetry::new_request_id);
-        let route = request.extensions().get::<MatchedPath>().cloned();
-        let span = tracing::info_span!(
-            "request",
-            // Acceptable ids are printable ASCII, so this is never empty for a real id.
-            request_id = request_id.to_str().unwrap_or_default(),
-            method = request.method().as_str(),
-            route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str),
-            store = tracing::field::Empty,
-        );
+        let info = Arc::new(RequestInfo {
+            id: request_id,
+            method: request.method().clone(),
+            route: request.extensions().get::<MatchedPath>().cloned(),
+            store: OnceLock::new(),
+        });
         let inner = {
-            let _entered = span.enter();
+            let _current = Current::enter(&info);
             catch_unwind(AssertUnwindSafe(|| self.inner.call(request))).ok()
         };
         ResponseFuture {
             inner,
-            finish: Some(Finish {
-                span,
-                request_id,
-                route,
-                started,
-            }),
+            finish: Some(Finish { info, started }),
         }
     }
 }
@@ -100,10 +100,72 @@ pin_project_lite::pin_project! {
 }
 
 struct Finish {
-    span: Span,
-    request_id: HeaderValue,
-    route: Option<MatchedPath>,
+    info: Arc<RequestInfo>,
     started: Instant,
+}
+
+/// What every log line written while serving a request says about it.
+#[derive(Debug)]
+pub struct RequestInfo {
+    id: HeaderValue,
+    method: Method,
+    route: Option<MatchedPath>,
+    store: OnceLock<Arc<str>>,
+}
+
+impl RequestInfo {
+    /// The request id (printable ASCII: generated, or a client's that passed the check).
+    pub fn id(&self) -> &str {
+        self.id.to_str().unwrap_or_default()
+    }
+
+    pub fn method(&self) -> &str {
+        self.method.as_str()
+    }
+
+    /// The matched route pattern, or `unmatched`.
+    pub fn route(&self) -> &str {
+        self.route.as_ref().map_or(UNMATCHED, MatchedPath::as_str)
+    }
+
+    /// The store's slug, once the request has been resolved to one.
+    pub fn store(&self) -> Option<&str> {
+        self.store.get().map(|s| &**s)
+    }
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Arc<RequestInfo>>> = const { RefCell::new(None) };
+}
+
+/// Makes a request current on this thread until dropped (then restores what was current).
+struct Current(Option<Arc<RequestInfo>>);
+
+impl Current {
+    fn enter(info: &Arc<RequestInfo>) -> Self {
+        Self(CURRENT.with(|current| current.replace(Some(info.clone()))))
+    }
+}
+
+impl Drop for Current {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        CURRENT.with(|current| *current.borrow_mut() = previous);
+    }
+}
+
+/// The request being served on this thread, if any (for the log formatter).
+pub fn current() -> Option<Arc<RequestInfo>> {
+    CURRENT.with(|current| current.borrow().clone())
+}
+
+/// Notes which store the current request is for; its later log lines carry the slug.
+pub fn record_store(slug: &Arc<str>) {
+    CURRENT.with(|current| {
+        if let Some(info) = &*current.borrow() {
+            let _ = info.store.set(slug.clone());
+        }
+    });
 }
 
 impl<F> Future for ResponseFuture<F>
@@ -115,20 +177,18 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let finish = this.finish.as_ref().expect("polled after completion");
+        let _current = Current::enter(&finish.info);
         let response = match this.inner.as_pin_mut() {
             None => None,
-            Some(inner) => {
-                let _entered = finish.span.enter();
-                match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-                    Ok(Poll::Ready(Ok(response))) => Some(response),
-                    Ok(Poll::Pending) => return Poll::Pending,
-                    Err(_) => None,
-                }
-            }
+            Some(inner) => match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+                Ok(Poll::Ready(Ok(response))) => Some(response),
+                Ok(Poll::Pending) => return Poll::Pending,
+                Err(_) => None,
+            },
         };
         let finish = this.finish.take().expect("polled after completion");
         let response = response.unwrap_or_else(|| {
-            tracing::error!(parent: &finish.span, "a handler panicked");
+            tracing::error!("a handler panicked");
             ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()
         });
         Poll::Ready(Ok(finish.finish(response)))
@@ -140,15 +200,11 @@ impl Finish {
         let mut response = problem_for_framework_errors(response);
         let status = response.status().as_u16();
         let elapsed = self.started.elapsed();
-        let route = self.route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
-        telemetry::record_request(route, status, elapsed);
-        tracing::debug!(
-            parent: &self.span,
-            status,
-            elapsed_ms = elapsed.as_millis() as u64,
-            "answered"
-        );
-        response.headers_mut().insert(X_REQUEST_ID, self.request_id);
+        telemetry::record_request(self.info.route(), status, elapsed);
+        tracing::debug!(status, elapsed_ms = elapsed.as_millis() as u64, "answered");
+        response
+            .headers_mut()
+            .insert(X_REQUEST_ID, self.info.id.clone());
         response
     }
 }

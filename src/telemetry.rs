@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use axum::http::HeaderValue;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tracing::field::{Field, Visit};
-use tracing::span;
+use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::field::RecordFields;
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FormatFields, FormattedFields};
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::LogConfig;
+use crate::context;
 
 /// Installs the global subscriber; JSON lines when asked. Safe to call twice (tests).
 pub fn init_logging(config: &LogConfig) -> anyhow::Result<()> {
@@ -24,132 +24,95 @@ pub fn init_logging(config: &LogConfig) -> anyhow::Result<()> {
     if !config.filter.contains("tiberius") {
         filter = filter.add_directive("tiberius=warn".parse()?);
     }
-    // Colour codes only for a person at a terminal: they cost formatting on every span.
+    // Colour codes only for a person at a terminal.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(std::io::stdout);
     let result = if config.json {
-        builder
+        let format = tracing_subscriber::fmt::format()
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .with_span_list(false)
-            .fmt_fields(JsonSpanFields)
+            .with_span_list(false);
+        builder
+            .fmt_fields(JsonFields::new())
+            .event_format(WithRequest::json(format))
             .try_init()
     } else {
-        builder.try_init()
+        let format = tracing_subscriber::fmt::format();
+        builder.event_format(WithRequest::text(format)).try_init()
     };
     // A second initialisation in one process (tests) keeps the first subscriber.
     drop(result);
     Ok(())
 }
 
-/// Span fields as one JSON object, written straight into the span's string.
-///
-/// tracing-subscriber's own `JsonFields` builds a map of `serde_json::Value`s for every span and
-/// parses and re-serialises it on every `record`: per request that cost several times the
-/// cache lookup the span wraps. The JSON event formatter only needs each span's string to be
-/// one JSON object, which this writes directly; a later `record` reopens the object and
-/// appends (a key recorded twice appears twice, and the last one wins when parsed).
-pub struct JsonSpanFields;
+/// Adds the request being served (see `context`) to each log line written while serving it:
+/// `"request":{"id":…,"method":…,"route":…,"store":…}` in JSON, `request{id=… …}` in text.
+pub struct WithRequest<F> {
+    inner: F,
+    json: bool,
+}
 
-impl<'w> FormatFields<'w> for JsonSpanFields {
-    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
-        writer.write_char('{')?;
-        let mut object = JsonObject::new(&mut writer, true);
-        fields.record(&mut object);
-        object.finish()
+impl<F> WithRequest<F> {
+    pub fn json(inner: F) -> Self {
+        Self { inner, json: true }
     }
 
-    fn add_fields(
+    pub fn text(inner: F) -> Self {
+        Self { inner, json: false }
+    }
+}
+
+impl<S, N, F> FormatEvent<S, N> for WithRequest<F>
+where
+    F: FormatEvent<S, N>,
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
         &self,
-        current: &'w mut FormattedFields<Self>,
-        fields: &span::Record<'_>,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
     ) -> fmt::Result {
-        let first = match current.fields.pop() {
-            Some('}') => current.fields.len() == 1,
-            // Only ever `{…}` or empty here; start over if not.
-            _ => {
-                current.fields.clear();
-                current.fields.push('{');
-                true
-            }
+        let Some(request) = context::current() else {
+            return self.inner.format_event(ctx, writer, event);
         };
-        let mut object = JsonObject::new(&mut current.fields, first);
-        fields.record(&mut object);
-        object.finish()
-    }
-}
-
-/// Writes the `"key":value` pairs of a JSON object, then its closing brace.
-struct JsonObject<'a, W: fmt::Write> {
-    out: &'a mut W,
-    first: bool,
-    result: fmt::Result,
-}
-
-impl<'a, W: fmt::Write> JsonObject<'a, W> {
-    /// `out` ends inside an object (after its `{` or after a value); `first` says which.
-    fn new(out: &'a mut W, first: bool) -> Self {
-        Self {
-            out,
-            first,
-            result: Ok(()),
-        }
-    }
-
-    fn key(&mut self, field: &Field) -> fmt::Result {
-        if !std::mem::take(&mut self.first) {
-            self.out.write_char(',')?;
-        }
-        write_json_str(self.out, field.name())?;
-        self.out.write_char(':')
-    }
-
-    fn entry(&mut self, field: &Field, value: impl FnOnce(&mut W) -> fmt::Result) {
-        if self.result.is_ok() {
-            self.result = self.key(field).and_then(|()| value(self.out));
-        }
-    }
-
-    fn finish(self) -> fmt::Result {
-        self.result?;
-        self.out.write_char('}')
-    }
-}
-
-impl<W: fmt::Write> Visit for JsonObject<'_, W> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.entry(field, |out| write_json_str(out, value));
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.entry(field, |out| {
-            out.write_char('"')?;
-            write!(JsonEscaped(out), "{value:?}")?;
-            out.write_char('"')
-        });
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.entry(field, |out| write!(out, "{value}"));
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.entry(field, |out| write!(out, "{value}"));
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.entry(field, |out| write!(out, "{value}"));
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        if value.is_finite() {
-            self.entry(field, |out| write!(out, "{value}"));
+        // The inner format ends its line; the request goes in before that end. (Buffered, the
+        // line loses colour codes: a terminal shows request lines plain.)
+        let mut line = String::new();
+        self.inner
+            .format_event(ctx, Writer::new(&mut line), event)?;
+        let line = line.strip_suffix('\n').unwrap_or(&line);
+        if self.json {
+            let object = line.strip_suffix('}').ok_or(fmt::Error)?;
+            writer.write_str(object)?;
+            writer.write_str(",\"request\":{\"id\":")?;
+            write_json_str(&mut writer, request.id())?;
+            writer.write_str(",\"method\":")?;
+            write_json_str(&mut writer, request.method())?;
+            writer.write_str(",\"route\":")?;
+            write_json_str(&mut writer, request.route())?;
+            if let Some(store) = request.store() {
+                writer.write_str(",\"store\":")?;
+                write_json_str(&mut writer, store)?;
+            }
+            writer.write_str("}}\n")
         } else {
-            self.record_debug(field, &value);
+            write!(
+                writer,
+                "{line} request{{id={} method={} route={}",
+                request.id(),
+                request.method(),
+                request.route()
+            )?;
+            if let Some(store) = request.store() {
+                write!(writer, " store={store}")?;
+            }
+            writer.write_str("}\n")
         }
     }
 }
@@ -279,55 +242,97 @@ mod tests {
         }
     }
 
-    #[test]
-    fn json_span_fields_are_valid_json_with_later_records_appended() {
+    /// Runs one request through the request layer under a subscriber with `format`, logging
+    /// an awkward line inside it and a plain one outside; returns what was written.
+    fn log_a_request<F>(format: F, json: bool) -> String
+    where
+        F: tracing_subscriber::fmt::FormatEvent<tracing_subscriber::Registry, super::JsonFields>
+            + tracing_subscriber::fmt::FormatEvent<
+                tracing_subscriber::Registry,
+                tracing_subscriber::fmt::format::DefaultFields,
+            > + Send
+            + Sync
+            + 'static,
+    {
+        use axum::extract::Request;
+        use tower::{Layer, ServiceExt};
+
         let out = Captured::default();
         let writer = out.clone();
-        let subscriber = tracing_subscriber::fmt()
+        let builder = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone());
+        let _default = if json {
+            tracing::subscriber::set_default(
+                builder
+                    .fmt_fields(super::JsonFields::new())
+                    .event_format(super::WithRequest::json(format))
+                    .finish(),
+            )
+        } else {
+            tracing::subscriber::set_default(
+                builder
+                    .event_format(super::WithRequest::text(format))
+                    .finish(),
+            )
+        };
+        let service = crate::context::RequestContextLayer.layer(tower::service_fn(
+            |_request: Request| async {
+                crate::context::record_store(&Arc::from("demo-salon"));
+                tracing::info!(detail = "quote \" and \\ and \n", "inside");
+                Ok::<_, std::convert::Infallible>(axum::response::Response::default())
+            },
+        ));
+        let request = Request::builder()
+            .uri("/x")
+            .header("x-request-id", "id\"with\\odd{chars}")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(service.oneshot(request)).unwrap();
+        tracing::info!("outside");
+        String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn json_lines_written_while_serving_carry_the_request() {
+        let format = tracing_subscriber::fmt::format()
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .with_span_list(false)
-            .fmt_fields(super::JsonSpanFields)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
-            let awkward = "quote \" backslash \\ newline \n bell \u{7} é";
-            let span = tracing::info_span!(
-                "request",
-                text = awkward,
-                debug = ?vec!["a\"b"],
-                count = 3u64,
-                delta = -2i64,
-                flag = true,
-                ratio = 0.5f64,
-                later = tracing::field::Empty,
-            );
-            span.record("later", "added");
-            span.in_scope(|| tracing::info!("inside"));
-            let empty = tracing::info_span!("empty", later = tracing::field::Empty);
-            empty.in_scope(|| tracing::info!("no fields yet"));
-            empty.record("later", 1u64);
-            empty.in_scope(|| tracing::info!("one field"));
-        });
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+            .with_span_list(false);
+        let text = log_a_request(format, true);
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
             .collect();
-        let span = &lines[0]["span"];
-        assert_eq!(
-            span["text"],
-            "quote \" backslash \\ newline \n bell \u{7} é"
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[0]["message"], "inside");
+        assert_eq!(lines[0]["detail"], "quote \" and \\ and \n");
+        let request = &lines[0]["request"];
+        assert_eq!(request["id"], "id\"with\\odd{chars}");
+        assert_eq!(request["method"], "GET");
+        assert_eq!(request["route"], "unmatched");
+        assert_eq!(request["store"], "demo-salon");
+        assert_eq!(lines[1]["message"], "outside");
+        assert!(lines[1].get("request").is_none(), "{text}");
+    }
+
+    #[test]
+    fn text_lines_written_while_serving_carry_the_request() {
+        let text = log_a_request(tracing_subscriber::fmt::format(), false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].contains("inside"), "{text}");
+        assert!(
+            lines[0].ends_with(
+                " request{id=id\"with\\odd{chars} method=GET route=unmatched store=demo-salon}"
+            ),
+            "{text}"
         );
-        assert_eq!(span["debug"], "[\"a\\\"b\"]");
-        assert_eq!(span["count"], 3);
-        assert_eq!(span["delta"], -2);
-        assert_eq!(span["flag"], true);
-        assert_eq!(span["ratio"], 0.5);
-        assert_eq!(span["later"], "added");
-        assert_eq!(lines[1]["span"]["name"], "empty");
-        assert_eq!(lines[2]["span"]["later"], 1);
+        assert!(!lines[1].contains("request{"), "{text}");
     }
 
     #[test]

@@ -31,6 +31,8 @@ const MAX_LOOKUPS: usize = 100_000;
 pub struct Store {
     pub record: StoreRecord,
     pub tenant: Tenant,
+    /// The slug again, shared with the log context of each request for this store.
+    pub slug: Arc<str>,
 }
 
 impl Store {
@@ -39,7 +41,12 @@ impl Store {
             store_id: record.id,
             business_id: Arc::from(record.biz_business_id.as_str()),
         };
-        Self { record, tenant }
+        let slug = Arc::from(record.slug.as_str());
+        Self {
+            record,
+            tenant,
+            slug,
+        }
     }
 }
 
@@ -220,7 +227,7 @@ impl FromRequestParts<AppState> for CurrentStore {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let store = state.tenants.resolve(&parts.headers).await?;
-        tracing::Span::current().record("store", store.record.slug.as_str());
+        crate::context::record_store(&store.slug);
         Ok(Self(store))
     }
 }

@@ -197,11 +197,11 @@ async fn sigterm_drains_in_flight_requests_and_logs_are_json_without_secrets() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let lines = server.lines.lock().unwrap().clone();
     assert!(lines.len() > 5, "the run logged");
-    for line in &lines {
-        let parsed: Value =
-            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-        assert!(parsed.is_object(), "{line}");
-    }
+    let parsed_lines: Vec<Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    assert!(parsed_lines.iter().all(Value::is_object));
     let log = lines.join("\n");
     let signature_b64 = signature.trim_start_matches("v1,");
     for secret in [
@@ -221,7 +221,18 @@ async fn sigterm_drains_in_flight_requests_and_logs_are_json_without_secrets() {
     ] {
         assert!(!log.contains(secret), "a secret reached the log: {secret}");
     }
-    assert!(log.contains("request_id"), "request spans are logged");
+    let with_request: Vec<&Value> = parsed_lines
+        .iter()
+        .filter(|l| l.get("request").is_some())
+        .collect();
+    assert!(
+        with_request.iter().any(
+            |l| l["request"]["route"] == "/api/v1/booking/draft/{id}/confirm"
+                && l["request"]["store"] == "salon"
+                && l["request"]["id"].as_str().is_some_and(|id| id.len() == 32)
+        ),
+        "lines written while serving a request carry its id, route and store"
+    );
     assert!(
         log.contains(&draft_id),
         "the booking flow was logged (by draft id only)"

@@ -116,7 +116,7 @@ impl FromRequestParts<AppState> for AdminStore {
             .store_by_slug(&slug)
             .await?
             .ok_or(ApiError::StoreNotFound)?;
-        tracing::Span::current().record("store", store.slug.as_str());
+        crate::context::record_store(&std::sync::Arc::from(store.slug.as_str()));
         Ok(Self(store))
     }
 }
