@@ -7,7 +7,7 @@ front of the same Biz, and Varnish when it is installed. Servers are pinned to c
 core 1; rounds alternate between targets and medians are reported. Then: 200 concurrent cold
 misses (Biz calls counted), memory with 100,000 cached items, and start-to-ready time.
 
-Run it with bench/run.sh, which installs what is missing and builds in release mode.
+Run it with bench/run.sh, which installs what is missing and builds the production profile.
 """
 
 import argparse
@@ -24,7 +24,7 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RELEASE = os.path.join(ROOT, "target", "release")
+RELEASE = os.path.join(ROOT, "target", "production")
 PORTS = {"biz": 18101, "floor": 18102, "nginx": 18103, "mango": 18104, "varnish": 18105, "biz_slow": 18106, "mango_mem": 18107}
 ADMIN = "bench-admin-token"
 SECRET = "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtMzItYnl0ZXMh"
