@@ -1,6 +1,6 @@
 //! Logs (tracing, text or JSON lines), Prometheus metrics, request ids.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -89,18 +89,13 @@ where
         let line = line.strip_suffix('\n').unwrap_or(&line);
         if self.json {
             let object = line.strip_suffix('}').ok_or(fmt::Error)?;
-            writer.write_str(object)?;
-            writer.write_str(",\"request\":{\"id\":")?;
-            write_json_str(&mut writer, request.id())?;
-            writer.write_str(",\"method\":")?;
-            write_json_str(&mut writer, request.method())?;
-            writer.write_str(",\"route\":")?;
-            write_json_str(&mut writer, request.route())?;
-            if let Some(store) = request.store() {
-                writer.write_str(",\"store\":")?;
-                write_json_str(&mut writer, store)?;
-            }
-            writer.write_str("}}\n")
+            let request = serde_json::json!({
+                "id": request.id(),
+                "method": request.method(),
+                "route": request.route(),
+                "store": request.store(),
+            });
+            writeln!(writer, "{object},\"request\":{request}}}")
         } else {
             write!(
                 writer,
@@ -114,40 +109,6 @@ where
             }
             writer.write_str("}\n")
         }
-    }
-}
-
-fn write_json_str(out: &mut impl fmt::Write, value: &str) -> fmt::Result {
-    out.write_char('"')?;
-    JsonEscaped(out).write_str(value)?;
-    out.write_char('"')
-}
-
-/// Escapes what it is given for the inside of a JSON string.
-struct JsonEscaped<'a, W: fmt::Write>(&'a mut W);
-
-impl<W: fmt::Write> fmt::Write for JsonEscaped<'_, W> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let mut plain = 0;
-        for (i, c) in s.char_indices() {
-            let escape = match c {
-                '"' => "\\\"",
-                '\\' => "\\\\",
-                '\n' => "\\n",
-                '\r' => "\\r",
-                '\t' => "\\t",
-                c if u32::from(c) < 0x20 => "",
-                _ => continue,
-            };
-            self.0.write_str(&s[plain..i])?;
-            if escape.is_empty() {
-                write!(self.0, "\\u{:04x}", u32::from(c))?;
-            } else {
-                self.0.write_str(escape)?;
-            }
-            plain = i + c.len_utf8();
-        }
-        self.0.write_str(&s[plain..])
     }
 }
 
