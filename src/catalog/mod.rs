@@ -6,11 +6,10 @@ mod entry;
 pub mod feed;
 mod resource;
 
-use axum::body::Body;
-use axum::extract::State;
 use std::convert::Infallible;
 
-use axum::extract::FromRequestParts;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, State};
 use axum::http::header::{self, HeaderName};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
