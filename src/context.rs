@@ -264,8 +264,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_panicking_handler_becomes_a_problem_500_with_a_request_id() {
+    async fn a_handler_panicking_when_called_becomes_a_problem_500_with_a_request_id() {
         let response = answer(get(), || panic!("boom")).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(response.headers()[&X_REQUEST_ID].len(), 32);
+    }
+
+    #[tokio::test]
+    async fn a_handler_panicking_while_polled_becomes_a_problem_500() {
+        let service = RequestContextLayer.layer(tower::service_fn(|_req: Request| async {
+            tokio::task::yield_now().await;
+            panic!("boom");
+            #[allow(unreachable_code)]
+            Ok::<Response, Infallible>(Response::default())
+        }));
+        let response = service.oneshot(get()).await.unwrap();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
         assert_eq!(response.headers()[&X_REQUEST_ID].len(), 32);
