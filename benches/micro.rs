@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use mango_store::biz::BizClient;
-use mango_store::catalog::{CacheKey, CatalogCache, Resource, Tenant};
+use mango_store::catalog::{CacheKey, CatalogCache, Tenant};
 use mango_store::clock::SystemClock;
 use mango_store::config::{BizConfig, CacheConfig, Secret};
 use mango_store::fakebiz::{BizCatalog, FakeBiz};
@@ -41,7 +41,7 @@ fn cache_hit(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let (cache, tenant) = rt.block_on(async {
         let biz = FakeBiz::new("k");
-        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/salon");
         let (business, catalog): (String, BizCatalog) = BizCatalog::load_dir(&fixtures).unwrap();
         biz.add_business(&business, catalog);
         let url = biz.spawn().await.unwrap();
@@ -71,25 +71,44 @@ fn cache_hit(c: &mut Criterion) {
             timeout: Duration::from_secs(3),
         })
         .unwrap();
-        let cache = CatalogCache::new(db, client, Arc::new(SystemClock), CacheConfig::default());
+        let cache = CatalogCache::new(
+            db,
+            client,
+            Arc::new(SystemClock),
+            CacheConfig::default(),
+            mango_store::domain::Resources::defaults(),
+        );
         let tenant = Tenant {
             store_id: store.id,
             business_id: business.as_str().into(),
         };
         cache
-            .get(&tenant, CacheKey::list(store.id, Resource::Services))
+            .get(
+                &tenant,
+                CacheKey::list(
+                    store.id,
+                    mango_store::domain::Resources::defaults().services(),
+                ),
+            )
             .await
             .unwrap();
         cache
             .get(
                 &tenant,
-                CacheKey::item(store.id, Resource::Services, "svc_haircut_women"),
+                CacheKey::item(
+                    store.id,
+                    mango_store::domain::Resources::defaults().services(),
+                    "svc_haircut_women",
+                ),
             )
             .await
             .unwrap();
         (cache, tenant)
     });
-    let list = CacheKey::list(tenant.store_id, Resource::Services);
+    let list = CacheKey::list(
+        tenant.store_id,
+        mango_store::domain::Resources::defaults().services(),
+    );
     c.bench_function("cache HIT: list", |b| {
         b.to_async(&rt).iter(|| cache.get(&tenant, list.clone()))
     });
@@ -97,7 +116,11 @@ fn cache_hit(c: &mut Criterion) {
         b.to_async(&rt).iter(|| {
             cache.get(
                 &tenant,
-                CacheKey::item(tenant.store_id, Resource::Services, "svc_haircut_women"),
+                CacheKey::item(
+                    tenant.store_id,
+                    mango_store::domain::Resources::defaults().services(),
+                    "svc_haircut_women",
+                ),
             )
         })
     });

@@ -102,7 +102,7 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let dir = tempfile::tempdir()?;
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/salon");
     let biz = FakeBiz::new(BIZ_KEY);
     let business = biz.load_fixtures(&fixtures)?;
     let biz_url = biz.spawn().await?;

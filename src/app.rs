@@ -57,8 +57,13 @@ impl AppState {
         // Metric handles created below must find the recorder installed.
         telemetry::metrics_handle();
         let biz = BizClient::new(&config.biz)?;
-        let catalog =
-            CatalogCache::new(db.clone(), biz.clone(), clock.clone(), config.cache.clone());
+        let catalog = CatalogCache::new(
+            db.clone(),
+            biz.clone(),
+            clock.clone(),
+            config.cache.clone(),
+            config.resources.clone(),
+        );
         let tenants = TenantResolver::new(db.clone(), &config.base_domain);
         Ok(Self(Arc::new(Shared {
             config: Arc::new(config),

@@ -8,7 +8,8 @@ use crate::admin::auth::new_api_key;
 use crate::app::{self, AppState};
 use crate::config::{Config, Settings};
 use crate::db::{self, DatabaseUrl, NewStore};
-use crate::fakebiz::FakeBiz;
+use crate::domain::Resources;
+use crate::fakebiz::{BizCatalog, FakeBiz};
 
 /// Resolves on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {
@@ -39,16 +40,39 @@ const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
 pub const DEMO_WEBHOOK_SECRET: &str = "whsec_bWFuZ28tZGVtby13ZWJob29rLXNlY3JldC0zMmJ5dGU=";
 const DEMO_SLUG: &str = "demo";
 
-/// Embedded SQLite, an in-process fake Biz serving `fixtures`, a demo store, curl lines.
-pub async fn demo(bind: &str, fixtures: &Path, database: &Path) -> anyhow::Result<()> {
-    let biz = FakeBiz::new(DEMO_BIZ_KEY);
-    let business_id = biz
-        .load_fixtures(fixtures)
+/// Embedded SQLite, an in-process fake Biz serving a fixture set, a demo store, curl lines.
+/// `settings` (the environment and `--config`) apply, except what the demo must own: the
+/// database, Biz and the secrets. `bind` (`--bind`) wins over `MANGO_BIND`.
+pub async fn demo(
+    mut settings: Settings,
+    bind: Option<String>,
+    fixtures: &Path,
+    database: Option<&Path>,
+) -> anyhow::Result<()> {
+    let (business_id, catalog) = BizCatalog::load_dir(fixtures)
         .with_context(|| format!("demo fixtures in {}", fixtures.display()))?;
+    let biz = FakeBiz::new(DEMO_BIZ_KEY);
+    biz.add_business(&business_id, catalog.clone());
     let biz_url = biz.spawn().await?;
+    // One file per fixture set: the demo store's business is fixed when it is created.
+    let database = database.map(Path::to_path_buf).unwrap_or_else(|| {
+        let set = fixtures
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("fixtures");
+        std::path::PathBuf::from(format!("./data/demo-{set}.db"))
+    });
 
-    let settings = Settings::from_pairs([
-        ("MANGO_BIND", bind.to_string()),
+    if let Some(bind) = bind {
+        settings.set("MANGO_BIND", bind);
+    }
+    let declared = fixtures.join(crate::fakebiz::FIXTURE_RESOURCES_FILE);
+    if let Ok(text) = std::fs::read_to_string(&declared) {
+        settings
+            .declare_resources_toml(&text)
+            .with_context(|| format!("{}", declared.display()))?;
+    }
+    for (key, value) in [
         (
             "MANGO_DATABASE_URL",
             format!("sqlite://{}", database.display()),
@@ -57,7 +81,9 @@ pub async fn demo(bind: &str, fixtures: &Path, database: &Path) -> anyhow::Resul
         ("MANGO_BIZ_API_KEY", DEMO_BIZ_KEY.to_string()),
         ("MANGO_WEBHOOK_SECRETS", DEMO_WEBHOOK_SECRET.to_string()),
         ("MANGO_ADMIN_TOKEN", DEMO_ADMIN_TOKEN.to_string()),
-    ]);
+    ] {
+        settings.set(key, value);
+    }
     let config = Config::from_settings(&settings)?;
     let DatabaseUrl::Sqlite { .. } = &config.database else {
         anyhow::bail!("the demo runs on SQLite only");
@@ -70,7 +96,10 @@ pub async fn demo(bind: &str, fixtures: &Path, database: &Path) -> anyhow::Resul
     } else {
         db.create_store(NewStore {
             slug: DEMO_SLUG.into(),
-            name: "Mango Beauty Studio".into(),
+            name: catalog.profile["name"]
+                .as_str()
+                .unwrap_or("Mango Demo Store")
+                .into(),
             biz_business_id: business_id.clone(),
             template: "classic".into(),
             theme: r##"{"primary_color":"#f59e0b","font":"Inter"}"##.into(),
@@ -93,12 +122,14 @@ pub async fn demo(bind: &str, fixtures: &Path, database: &Path) -> anyhow::Resul
         .map_err(anyhow::Error::msg)?;
     println!(
         "{}",
-        instructions(
-            &address.to_string(),
-            &business_id,
-            &api_key,
-            &hex::encode(key.key())
-        )
+        instructions(&Demo {
+            address: &address.to_string(),
+            business_id: &business_id,
+            api_key: &api_key,
+            webhook_key_hex: &hex::encode(key.key()),
+            resources: &config.resources,
+            catalog: &catalog,
+        })
     );
     let grace = config.shutdown_grace;
     let state = AppState::new(config, db.clone())?;
@@ -107,30 +138,74 @@ pub async fn demo(bind: &str, fixtures: &Path, database: &Path) -> anyhow::Resul
     Ok(())
 }
 
-fn instructions(address: &str, business_id: &str, api_key: &str, webhook_key_hex: &str) -> String {
-    let base = format!("http://{address}");
+/// What the printed instructions are about.
+struct Demo<'a> {
+    address: &'a str,
+    business_id: &'a str,
+    api_key: &'a str,
+    webhook_key_hex: &'a str,
+    resources: &'a Resources,
+    catalog: &'a BizCatalog,
+}
+
+/// The first item id of a resource in the fixture set, for the curl lines.
+fn first_id<'a>(catalog: &'a BizCatalog, resources: &Resources, name: &str) -> Option<&'a str> {
+    let resource = resources.parse(name)?;
+    catalog.items(resource.biz_path()).first()?["id"].as_str()
+}
+
+fn instructions(d: &Demo<'_>) -> String {
+    let base = format!("http://{}", d.address);
+    let (business_id, api_key) = (d.business_id, d.api_key);
+    let mut catalog_lines = String::new();
+    for r in d.resources.catalog() {
+        if d.catalog.items(r.biz_path()).is_empty() {
+            continue;
+        }
+        catalog_lines += &format!("  curl -i {base}/api/v1/{r} -H 'X-Store-Id: demo'\n");
+    }
+    // An item, a list query and a webhook about the first resource the set really has.
+    let (resource, item) = d
+        .resources
+        .catalog()
+        .iter()
+        .find_map(|r| Some((r.as_str(), first_id(d.catalog, d.resources, r.as_str())?)))
+        .unwrap_or(("services", "none"));
+    let mut query_lines = format!(
+        "  curl -i '{base}/api/v1/{resource}?limit=5' -H 'X-Store-Id: demo'        # a page; then &cursor=…\n  curl -i '{base}/api/v1/{resource}?ids={item}' -H 'X-Store-Id: demo'\n"
+    );
+    if let Some(service) = first_id(d.catalog, d.resources, "services") {
+        query_lines += &format!(
+            "  curl -i '{base}/api/v1/staff?service_ids={service}' -H 'X-Store-Id: demo'   # who performs it\n"
+        );
+    }
+    if let Some(category) = first_id(d.catalog, d.resources, "categories") {
+        query_lines += &format!(
+            "  curl -i '{base}/api/v1/services?category_id={category}' -H 'X-Store-Id: demo'\n"
+        );
+    }
+    let (key_hex, secret) = (d.webhook_key_hex, DEMO_WEBHOOK_SECRET);
     format!(
         r#"
 mango-store demo is running on {base} (fake Biz in-process, business {business_id}).
 
 Storefront (the store is chosen by X-Store-Id, or by Host: demo.mango.localhost):
   curl -i {base}/api/v1/store -H 'X-Store-Id: demo'
-  curl -i {base}/api/v1/services -H 'X-Store-Id: demo'          # MISS, then HIT
-  curl -i {base}/api/v1/services/svc_haircut_women -H 'Host: demo.mango.localhost'
-  curl -i {base}/api/v1/staff -H 'X-Store-Id: demo'
-  curl -i {base}/api/v1/products -H 'X-Store-Id: demo'
-
+{catalog_lines}  curl -i {base}/api/v1/{resource}/{item} -H 'Host: demo.mango.localhost'   # MISS, then HIT
+List queries (answered from the one cached list):
+{query_lines}
 Admin (operator token {DEMO_ADMIN_TOKEN}; the demo store's API key, shown once: {api_key}):
+  curl -i {base}/admin/v1/stores/demo/cache -H 'Authorization: Bearer {DEMO_ADMIN_TOKEN}'
   curl -i -X POST {base}/admin/v1/stores -H 'Authorization: Bearer {DEMO_ADMIN_TOKEN}' \
        -H 'Content-Type: application/json' \
-       -d '{{"slug":"second","name":"Second Salon","biz_business_id":"{business_id}"}}'
+       -d '{{"slug":"second","name":"Second Store","biz_business_id":"{business_id}"}}'
 
-A signed webhook (Standard Webhooks, secret {DEMO_WEBHOOK_SECRET}); run it, then the services
-curl above answers MISS again:
+A signed webhook (Standard Webhooks, secret {secret}); run it, then the item curl above
+answers MISS again:
   id="evt_$(date +%s%N)"; ts=$(date +%s)
-  body="{{\"id\":\"$id\",\"type\":\"services.updated\",\"business_id\":\"{business_id}\",\"occurred_at\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",\"data\":{{\"id\":\"svc_haircut_women\"}}}}"
-  sig=$(printf '%s' "$id.$ts.$body" | openssl dgst -sha256 -mac HMAC -macopt hexkey:{webhook_key_hex} -binary | base64)
-  curl -i -X POST {base}/webhooks/services/updated -H 'Content-Type: application/json' \
+  body="{{\"id\":\"$id\",\"type\":\"{resource}.updated\",\"business_id\":\"{business_id}\",\"occurred_at\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",\"data\":{{\"id\":\"{item}\"}}}}"
+  sig=$(printf '%s' "$id.$ts.$body" | openssl dgst -sha256 -mac HMAC -macopt hexkey:{key_hex} -binary | base64)
+  curl -i -X POST {base}/webhooks/{resource}/updated -H 'Content-Type: application/json' \
        -H "webhook-id: $id" -H "webhook-timestamp: $ts" -H "webhook-signature: v1,$sig" -d "$body"
 
 Operations: curl {base}/healthz   curl {base}/readyz   curl {base}/metrics

@@ -11,26 +11,8 @@ use std::time::Duration;
 use url::Url;
 
 use crate::db::DatabaseUrl;
-use crate::webhooks::signature::WebhookSecret;
-
-/// A value that must never reach a log line or an error body.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
+pub use crate::domain::Secret;
+use crate::domain::{ResourceDecl, Resources, WebhookSecret, check_biz_path, check_name};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{var}: {problem}")]
@@ -52,6 +34,8 @@ impl ConfigError {
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
     values: HashMap<String, String>,
+    /// The config file's `[[resources]]` entries (CONTRACT §12), checked one by one.
+    declared: Vec<ResourceDecl>,
 }
 
 impl Settings {
@@ -80,7 +64,19 @@ impl Settings {
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
+            declared: Vec::new(),
         }
+    }
+
+    /// Adds the declarations of a TOML text's `[[resources]]` (as a config file gives them).
+    pub fn declare_resources_toml(&mut self, text: &str) -> Result<(), ConfigError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e| ConfigError::new("resources", format!("not valid TOML: {e}")))?;
+        if let Some(toml::Value::Array(entries)) = table.get("resources") {
+            self.declared.extend(resource_decls(entries)?);
+        }
+        Ok(())
     }
 
     pub fn set(&mut self, key: &str, value: impl Into<String>) {
@@ -98,7 +94,15 @@ impl Settings {
             )
         })?;
         let mut values = HashMap::new();
+        let mut declared = Vec::new();
         for (key, value) in table {
+            if let toml::Value::Array(entries) = &value
+                && key == "resources"
+                && entries.iter().any(toml::Value::is_table)
+            {
+                declared = resource_decls(entries)?;
+                continue;
+            }
             // Keys may be written `MANGO_CACHE_TTL_SECS` or `cache_ttl_secs`.
             let upper = key.to_ascii_uppercase();
             let var = if upper.starts_with("MANGO_") {
@@ -128,7 +132,7 @@ impl Settings {
             };
             values.insert(var, text);
         }
-        Ok(Self { values })
+        Ok(Self { values, declared })
     }
 
     fn get(&self, var: &str) -> Option<&str> {
@@ -159,6 +163,76 @@ impl Settings {
     fn secs(&self, var: &str, default: u64) -> Result<Duration, ConfigError> {
         self.parse_or::<u64>(var, default).map(Duration::from_secs)
     }
+}
+
+/// The `[[resources]]` entries of a config file: each a table with `name` and optionally
+/// `biz_path` and `ttl_secs`; a name at most once. Errors name `resources`.
+fn resource_decls(entries: &[toml::Value]) -> Result<Vec<ResourceDecl>, ConfigError> {
+    let fail =
+        |n: usize, problem: String| ConfigError::new("resources", format!("entry #{n}: {problem}"));
+    let mut decls: Vec<ResourceDecl> = Vec::new();
+    for (n, entry) in (1..).zip(entries) {
+        let Some(table) = entry.as_table() else {
+            return Err(fail(n, "must be a table with `name`".into()));
+        };
+        if let Some(unknown) = table
+            .keys()
+            .find(|k| !matches!(k.as_str(), "name" | "biz_path" | "ttl_secs"))
+        {
+            return Err(fail(n, format!("unknown key `{unknown}`")));
+        }
+        let name = match table.get("name") {
+            Some(toml::Value::String(name)) => name.clone(),
+            Some(_) => return Err(fail(n, "`name` must be a string".into())),
+            None => return Err(fail(n, "has no `name`".into())),
+        };
+        check_name(&name).map_err(|p| fail(n, p))?;
+        let biz_path = match table.get("biz_path") {
+            None => None,
+            Some(toml::Value::String(path)) => {
+                check_biz_path(path).map_err(|p| fail(n, p))?;
+                Some(path.clone())
+            }
+            Some(_) => return Err(fail(n, "`biz_path` must be a string".into())),
+        };
+        let ttl_secs = match table.get("ttl_secs") {
+            None => None,
+            Some(toml::Value::Integer(secs)) if *secs > 0 => Some(*secs as u64),
+            Some(_) => return Err(fail(n, "`ttl_secs` must be a positive integer".into())),
+        };
+        if decls.iter().any(|d| d.name == name) {
+            return Err(fail(n, format!("{name:?} is declared twice")));
+        }
+        decls.push(ResourceDecl {
+            name,
+            biz_path,
+            ttl_secs,
+        });
+    }
+    Ok(decls)
+}
+
+/// The declared resources: the defaults, the config file's entries and `MANGO_RESOURCES`'
+/// names, joined (a name in both takes the file's options).
+pub fn resources(s: &Settings) -> Result<Resources, ConfigError> {
+    let mut decls = s.declared.clone();
+    if let Some(raw) = s.get("MANGO_RESOURCES") {
+        let fail = |problem: String| ConfigError::new("MANGO_RESOURCES", problem);
+        let names: Vec<&str> = raw.split(',').map(str::trim).collect();
+        for (i, name) in names.iter().enumerate() {
+            if name.is_empty() {
+                return Err(fail("has an empty entry".into()));
+            }
+            check_name(name).map_err(fail)?;
+            if names[..i].contains(name) {
+                return Err(fail(format!("names {name:?} twice")));
+            }
+            if !decls.iter().any(|d| d.name == *name) {
+                decls.push(ResourceDecl::named(*name));
+            }
+        }
+    }
+    Resources::declare(&decls).map_err(|problem| ConfigError::new("resources", problem))
 }
 
 #[derive(Debug, Clone)]
@@ -207,6 +281,9 @@ pub struct CacheConfig {
     pub max_entries: u64,
     /// How long a Biz 404 for an item is remembered.
     pub negative_ttl: Duration,
+    /// Availability answers (CONTRACT §13): fresh this long, then STALE this long on failure.
+    pub availability_ttl: Duration,
+    pub availability_stale: Duration,
 }
 
 impl Default for CacheConfig {
@@ -216,6 +293,8 @@ impl Default for CacheConfig {
             stale: Duration::from_secs(86_400),
             max_entries: 100_000,
             negative_ttl: Duration::from_secs(30),
+            availability_ttl: Duration::from_secs(30),
+            availability_stale: Duration::from_secs(300),
         }
     }
 }
@@ -229,6 +308,8 @@ pub struct Config {
     pub webhook_tolerance: Duration,
     pub admin_token: Secret,
     pub cache: CacheConfig,
+    /// The catalog's declared resources (CONTRACT §12).
+    pub resources: Resources,
     pub draft_ttl: Duration,
     pub base_domain: String,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
@@ -302,7 +383,10 @@ impl Config {
                 stale: s.secs("MANGO_CACHE_STALE_SECS", 86_400)?,
                 max_entries,
                 negative_ttl: CacheConfig::default().negative_ttl,
+                availability_ttl: s.secs("MANGO_AVAILABILITY_TTL_SECS", 30)?,
+                availability_stale: s.secs("MANGO_AVAILABILITY_STALE_SECS", 300)?,
             },
+            resources: resources(s)?,
             draft_ttl: s.secs("MANGO_DRAFT_TTL_SECS", 900)?,
             base_domain,
             trust_forwarded_for: s.parse_or("MANGO_TRUST_FORWARDED_FOR", false)?,
@@ -359,6 +443,53 @@ mod tests {
             Config::from_settings(&s).unwrap_err().var,
             "MANGO_ADMIN_TOKEN"
         );
+    }
+
+    #[test]
+    fn resources_join_the_file_and_the_variable() {
+        let mut s = base();
+        s.declare_resources_toml(
+            "[[resources]]\nname = \"events\"\nttl_secs = 60\n[[resources]]\nname = \"staff\"\nttl_secs = 5\n[[resources]]\nname = \"hours\"\nbiz_path = \"shop/working-hours\"\n",
+        )
+        .unwrap();
+        s.set("MANGO_RESOURCES", "venues, events");
+        let r = Config::from_settings(&s).unwrap().resources;
+        let names: Vec<&str> = r.catalog().iter().map(|r| r.as_str()).collect();
+        assert_eq!(
+            names,
+            ["services", "products", "staff", "events", "hours", "venues"]
+        );
+        assert_eq!(
+            r.parse("events").unwrap().ttl(),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(r.staff().ttl(), Some(Duration::from_secs(5)));
+        assert_eq!(r.parse("hours").unwrap().biz_path(), "shop/working-hours");
+    }
+
+    #[test]
+    fn bad_declarations_name_their_setting() {
+        for raw in ["a,,b", "a,a", "Bad", "bookings", ","] {
+            let mut s = base();
+            s.set("MANGO_RESOURCES", raw);
+            assert_eq!(
+                Config::from_settings(&s).unwrap_err().var,
+                "MANGO_RESOURCES",
+                "{raw}"
+            );
+        }
+        for toml in [
+            "[[resources]]\nbiz_path = \"x\"",
+            "[[resources]]\nname = \"availability\"",
+            "[[resources]]\nname = \"x\"\nttl_secs = 0",
+            "[[resources]]\nname = \"x\"\nttl_secs = \"60\"",
+            "[[resources]]\nname = \"x\"\nbiz_path = \"a//b\"",
+            "[[resources]]\nname = \"x\"\n[[resources]]\nname = \"x\"",
+            "[[resources]]\nname = \"x\"\ncolour = \"red\"",
+        ] {
+            let err = base().declare_resources_toml(toml).unwrap_err();
+            assert_eq!(err.var, "resources", "{toml}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! A booking that "hangs" is created before the fake goes silent, as when a real server's
 //! answer is lost on the way back: only then does a retry with the same key prove it is safe.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path as FsPath;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -19,8 +19,8 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
@@ -31,8 +31,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 pub const FIXTURE_BUSINESS_FILE: &str = "business.json";
+/// A fixture set's declaration of its extra resources (CONTRACT §12), `[[resources]]` entries.
+pub const FIXTURE_RESOURCES_FILE: &str = "resources.toml";
 
-const RESOURCES: [&str; 3] = ["services", "products", "staff"];
+/// Served (empty when a business has none) at every business: what the store always declares.
+const DEFAULT_RESOURCES: [&str; 3] = ["services", "products", "staff"];
 const DEFAULT_PAGE_SIZE: usize = 8;
 /// Long enough that any sane client timeout fires first.
 const HANG: Duration = Duration::from_secs(3600);
@@ -40,32 +43,64 @@ const HANG: Duration = Duration::from_secs(3600);
 /// as a space and the cursor no longer decodes.
 const CURSOR_MAGIC: [u8; 3] = [0xFB, 0xFF, 0xBF];
 
-/// One business's catalog: items per resource in Biz's order, as serde_json::Value objects.
+/// One business's catalog: items per Biz path (a resource's `biz_path`, e.g. `services` or
+/// `working-hours`) in Biz's order, and the business as `business.json` describes it.
 #[derive(Clone, Debug, Default)]
 pub struct BizCatalog {
-    pub services: Vec<Value>,
-    pub products: Vec<Value>,
-    pub staff: Vec<Value>,
+    lists: BTreeMap<String, Vec<Value>>,
+    /// `business.json`: name, `utc_offset`, `dst`, `opening_hours`, `slot_minutes`.
+    pub profile: Value,
 }
 
 impl BizCatalog {
-    /// Loads services.json, products.json, staff.json from `dir`. Returns (business_id from
-    /// business.json, catalog). Errors are one line naming the file and the problem.
+    /// A catalog with these items at `path` (builder for tests).
+    pub fn with(mut self, path: &str, items: Vec<Value>) -> Self {
+        self.lists.insert(path.to_owned(), items);
+        self
+    }
+
+    /// Loads a fixture set: `business.json`, the optional `resources.toml` (which maps a
+    /// resource to its `biz_path`), and every other `NAME.json` as the items of resource NAME.
+    /// Returns (business_id, catalog). Errors are one line naming the file and the problem.
     pub fn load_dir(dir: &FsPath) -> anyhow::Result<(String, BizCatalog)> {
         let (business_path, business) = read_json(dir, FIXTURE_BUSINESS_FILE)?;
         let Some(business_id) = business["business_id"].as_str().filter(|b| !b.is_empty()) else {
             bail!("{business_path}: expected an object with a string \"business_id\"");
         };
-        let (services_path, services) = read_items(dir, "services.json")?;
-        let (_, products) = read_items(dir, "products.json")?;
-        let (staff_path, staff) = read_items(dir, "staff.json")?;
-        for service in &services {
-            if let Some(problem) = service_problem(service) {
-                bail!("{services_path}: service {}: {problem}", service["id"]);
+        let business_id = business_id.to_owned();
+        let paths = biz_paths(dir)?;
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map_err(|e| anyhow!("{}: cannot list: {e}", dir.display()))?
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().into_string().ok()?;
+                let stem = name.strip_suffix(".json")?;
+                (name != FIXTURE_BUSINESS_FILE).then(|| stem.to_owned())
+            })
+            .collect();
+        names.sort();
+        let mut catalog = BizCatalog {
+            lists: BTreeMap::new(),
+            profile: business,
+        };
+        for name in names {
+            let (shown, items) = read_items(dir, &format!("{name}.json"))?;
+            if name == "services" {
+                for service in &items {
+                    if let Some(problem) = service_problem(service) {
+                        bail!("{shown}: service {}: {problem}", service["id"]);
+                    }
+                }
             }
+            let path = paths.get(&name).cloned().unwrap_or(name);
+            catalog.lists.insert(path, items);
         }
-        let service_ids: HashSet<&str> = services.iter().filter_map(item_id).collect();
-        for member in &staff {
+        let service_ids: HashSet<&str> = catalog
+            .items("services")
+            .iter()
+            .filter_map(item_id)
+            .collect();
+        for member in catalog.items("staff") {
+            let staff_path = dir.join("staff.json").display().to_string();
             let known = |id: &Value| id.as_str().is_some_and(|id| service_ids.contains(id));
             let Some(offered) = member["service_ids"].as_array() else {
                 bail!(
@@ -78,24 +113,48 @@ impl BizCatalog {
                 bail!("{who}: \"service_ids\" names unknown service {unknown}");
             }
         }
-        let catalog = BizCatalog {
-            services,
-            products,
-            staff,
-        };
-        Ok((business_id.to_owned(), catalog))
+        Ok((business_id, catalog))
     }
 
-    fn items(&self, resource: &str) -> Option<&[Value]> {
-        let index = RESOURCES.iter().position(|r| *r == resource)?;
-        Some([&self.services, &self.products, &self.staff][index])
+    /// The items at `path`; empty for a default resource the business has none of.
+    pub fn items(&self, path: &str) -> &[Value] {
+        self.lists.get(path).map(Vec::as_slice).unwrap_or_default()
     }
 
-    fn items_mut(&mut self, resource: &str) -> Option<&mut Vec<Value>> {
-        let index = RESOURCES.iter().position(|r| *r == resource)?;
-        let all = [&mut self.services, &mut self.products, &mut self.staff];
-        all.into_iter().nth(index)
+    fn serves(&self, path: &str) -> bool {
+        self.lists.contains_key(path) || DEFAULT_RESOURCES.contains(&path)
     }
+
+    fn items_mut(&mut self, path: &str) -> &mut Vec<Value> {
+        self.lists.entry(path.to_owned()).or_default()
+    }
+}
+
+/// `resources.toml`'s `name → biz_path` (only entries that give one).
+fn biz_paths(dir: &FsPath) -> anyhow::Result<HashMap<String, String>> {
+    let file = dir.join(FIXTURE_RESOURCES_FILE);
+    let shown = file.display().to_string();
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) => bail!("{shown}: cannot read: {e}"),
+    };
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        anyhow!(
+            "{shown}: invalid TOML: {}",
+            e.to_string().replace('\n', " ")
+        )
+    })?;
+    let entries = table.get("resources").and_then(toml::Value::as_array);
+    Ok(entries
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.get("name")?.as_str()?;
+            let path = e.get("biz_path")?.as_str()?;
+            Some((name.to_owned(), path.to_owned()))
+        })
+        .collect())
 }
 
 fn service_problem(service: &Value) -> Option<&'static str> {
@@ -230,19 +289,16 @@ impl FakeBiz {
             .insert(business_id.to_owned(), catalog);
     }
 
-    /// Replaces the item with the same id or appends it; creates the business if needed.
-    /// Panics on an unknown resource or an item without a string "id" (a test's own mistake).
+    /// Replaces the item with the same id at Biz path `resource` or appends it; creates the
+    /// business and the list if needed. Panics on an item without a string "id" (a test's own
+    /// mistake).
     pub fn upsert_item(&self, business_id: &str, resource: &str, item: Value) {
-        assert!(
-            RESOURCES.contains(&resource),
-            "unknown resource {resource:?}"
-        );
         let id = item_id(&item)
             .expect("item needs a string \"id\"")
             .to_owned();
         let mut state = self.state();
         let catalog = state.businesses.entry(business_id.to_owned()).or_default();
-        let items = catalog.items_mut(resource).expect("resource checked above");
+        let items = catalog.items_mut(resource);
         match items.iter_mut().find(|old| item_id(old) == Some(&id)) {
             Some(old) => *old = item,
             None => items.push(item),
@@ -251,8 +307,11 @@ impl FakeBiz {
 
     pub fn remove_item(&self, business_id: &str, resource: &str, id: &str) -> bool {
         let mut state = self.state();
-        let catalog = state.businesses.get_mut(business_id);
-        let Some(items) = catalog.and_then(|c| c.items_mut(resource)) else {
+        let Some(items) = state
+            .businesses
+            .get_mut(business_id)
+            .and_then(|c| c.lists.get_mut(resource))
+        else {
             return false;
         };
         let before = items.len();
@@ -312,8 +371,7 @@ impl FakeBiz {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/biz-api/v1/bookings", post(create_booking))
-            .route("/biz-api/v1/{resource}", get(read))
-            .route("/biz-api/v1/{resource}/{id}", get(read))
+            .route("/biz-api/v1/{*path}", get(read))
             .fallback(|| async { error(404, "not_found", "no such route") })
             .with_state(self.clone())
     }
@@ -340,6 +398,34 @@ impl FakeBiz {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Splits a request path `/biz-api/v1/P…` into the Biz path of a list the business has
+    /// (the longest that matches; a path may have several segments) and the item id after
+    /// it, each segment percent-decoded. An unknown path comes back whole, as a list.
+    fn split_path(&self, business_id: &str, path: &str) -> (String, Option<String>) {
+        let rest = path.strip_prefix("/biz-api/v1/").unwrap_or_default();
+        let segments: Vec<String> = rest
+            .split('/')
+            .map(|s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .collect();
+        let state = self.state();
+        let catalog = state.businesses.get(business_id);
+        for n in (1..=segments.len()).rev() {
+            let list = segments[..n].join("/");
+            let known = match catalog {
+                Some(c) => c.serves(&list),
+                None => DEFAULT_RESOURCES.contains(&list.as_str()),
+            };
+            if known && segments.len() - n <= 1 {
+                return (list, segments.get(n).cloned());
+            }
+        }
+        (segments.join("/"), None)
     }
 
     /// Counts the request and picks how it fails, if it does.
@@ -407,7 +493,7 @@ impl FakeState {
         let catalog = self.businesses.get(business_id);
         let catalog = catalog.ok_or(("unknown_business", format!("no business {business_id}")))?;
         let service_id = required("service_id")?;
-        let service = find(&catalog.services, service_id);
+        let service = find(catalog.items("services"), service_id);
         let service = service.ok_or(("unknown_service", format!("no service {service_id}")))?;
         if service["is_active"] == false {
             return Err(("service_inactive", format!("{service_id} is not bookable")));
@@ -418,7 +504,7 @@ impl FakeState {
             _ => return Err(("invalid_request", "staff_id must be a string".into())),
         };
         if let Some(staff_id) = &staff_id {
-            let member = find(&catalog.staff, staff_id);
+            let member = find(catalog.items("staff"), staff_id);
             let member = member.ok_or(("unknown_staff", format!("no staff {staff_id}")))?;
             let offered = member["service_ids"].as_array();
             if !offered.is_some_and(|ids| ids.contains(&json!(service_id))) {
@@ -533,11 +619,13 @@ fn decode_cursor(cursor: &str, resource: &str, business_id: &str) -> Option<usiz
 /// GET of a list page (`/{resource}`) or of one item (`/{resource}/{id}`).
 async fn read(
     State(fake): State<FakeBiz>,
-    Path(segments): Path<Vec<String>>,
+    uri: Uri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let (resource, id) = (segments[0].as_str(), segments.get(1).map(String::as_str));
+    let business_id = query_param(&query, "business_id").unwrap_or_default();
+    let (resource, id) = fake.split_path(&business_id, uri.path());
+    let (resource, id) = (resource.as_str(), id.as_deref());
     let route = if id.is_some() {
         Route::Item
     } else {
@@ -568,15 +656,16 @@ fn read_answer(fake: &FakeBiz, resource: &str, id: Option<&str>, query: Option<&
     let query = query.map(str::to_string);
     let business_id = query_param(&query, "business_id").unwrap_or_default();
     let state = fake.state();
-    if !RESOURCES.contains(&resource) {
-        return error(404, "not_found", "unknown resource");
-    } else if business_id.is_empty() {
+    if business_id.is_empty() {
         return error(400, "missing_business_id", "business_id is required");
     }
     let Some(catalog) = state.businesses.get(&business_id) else {
         return error(404, "not_found", "unknown business_id");
     };
-    let items = catalog.items(resource).unwrap_or_default();
+    if !catalog.serves(resource) {
+        return error(404, "not_found", "unknown resource");
+    }
+    let items = catalog.items(resource);
     if let Some(id) = id {
         return match items.iter().find(|item| item_id(item) == Some(id)) {
             Some(item) => axum::Json(json!({"data": item})).into_response(),
@@ -650,11 +739,10 @@ mod tests {
         let services = (0..services).map(service).collect();
         let products = vec![json!({"id": "prd_a"})];
         let staff = vec![json!({"id": "stf_a", "service_ids": ["svc_00", "svc_02"]})];
-        BizCatalog {
-            services,
-            products,
-            staff,
-        }
+        BizCatalog::default()
+            .with("services", services)
+            .with("products", products)
+            .with("staff", staff)
     }
 
     struct Harness {
@@ -724,7 +812,7 @@ mod tests {
                 None => break,
             }
         }
-        assert_eq!(ids, catalog(20).services);
+        assert_eq!(ids, catalog(20).items("services"));
         assert_eq!(cursors.len(), 2);
         assert!(cursors.iter().all(|c| c.contains('+') && c.contains('/')));
         assert_eq!(h.fake.calls_for("services", None), 3);
@@ -746,7 +834,10 @@ mod tests {
     async fn items_are_found_replaced_and_missing() {
         let h = Harness::start(8).await;
         let (status, body) = h.get("services/svc_03", &BIZ).await;
-        assert_eq!((status, &body["data"]), (200, &catalog(20).services[3]));
+        assert_eq!(
+            (status, &body["data"]),
+            (200, &catalog(20).items("services")[3])
+        );
         let missing = h.get("services/svc_nope", &BIZ).await;
         assert_eq!(code(missing), (404, json!("not_found")));
         assert_eq!(h.fake.calls_for("services", Some("svc_nope")), 1);
@@ -890,12 +981,36 @@ mod tests {
 
     #[test]
     fn load_dir_reads_the_real_fixtures() {
-        let dir = FsPath::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let dir = FsPath::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/salon");
         let (business_id, catalog) = BizCatalog::load_dir(&dir).unwrap();
         assert_eq!(business_id, "biz_demo");
-        assert!(catalog.services.len() >= 20);
-        assert_eq!((catalog.staff.len(), catalog.products.len()), (6, 10));
-        assert!(catalog.services.iter().any(|s| s["is_active"] == false));
+        assert!(catalog.items("services").len() >= 20);
+        let counts = (
+            catalog.items("staff").len(),
+            catalog.items("products").len(),
+        );
+        assert_eq!(counts, (6, 10));
+        assert!(
+            catalog
+                .items("services")
+                .iter()
+                .any(|s| s["is_active"] == false)
+        );
+        assert!(catalog.items("categories").len() >= 5);
+        // Every fixture set loads; the event business has no services and needs none.
+        for set in ["wellness", "local-business", "events"] {
+            let dir = FsPath::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures")
+                .join(set);
+            let (_, catalog) = BizCatalog::load_dir(&dir).unwrap();
+            assert!(
+                catalog.lists.values().all(|items| !items.is_empty()),
+                "{set}"
+            );
+        }
+        let dir = FsPath::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/local-business");
+        let (_, catalog) = BizCatalog::load_dir(&dir).unwrap();
+        assert_eq!(catalog.items("working-hours").len(), 7);
     }
 
     #[test]
@@ -905,7 +1020,7 @@ mod tests {
         let services = format!("[{{{service}, {price}}}]");
         #[rustfmt::skip]
         let cases = [
-            ("staff.json", None, "cannot read"),
+            ("business.json", None, "cannot read"),
             ("services.json", Some("[{\"id\": \n"), "invalid JSON: EOF while parsing a value at line 2"),
             ("products.json", Some("{}"), "expected a JSON array"),
             ("products.json", Some(r#"[{"id": "p"}, {"name": "x"}]"#), "item #2 has no string \"id\""),
@@ -917,6 +1032,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text);
             write(FIXTURE_BUSINESS_FILE, r#"{"business_id": "biz_t"}"#).unwrap();
+            write(FIXTURE_RESOURCES_FILE, "[[resources]]\nname = \"x\"\n").unwrap();
             write("services.json", &services).unwrap();
             write("products.json", "[]").unwrap();
             write("staff.json", r#"[{"id": "s", "service_ids": ["svc_a"]}]"#).unwrap();

@@ -12,8 +12,7 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::app::AppState;
 
-/// Rows touched by one batch; a job loops until a batch comes back short.
-pub const BATCH: u32 = 500;
+pub use crate::db::{BATCH, in_batches};
 
 type JobFuture = Pin<Box<dyn Future<Output = anyhow::Result<u64>> + Send>>;
 
@@ -78,22 +77,6 @@ pub async fn run_logged(name: &'static str, job: impl Future<Output = anyhow::Re
     metrics::counter!("mango_job_runs_total", "job" => name, "outcome" => outcome).increment(1);
     metrics::histogram!("mango_job_duration_seconds", "job" => name)
         .record(started.elapsed().as_secs_f64());
-}
-
-/// Repeats `batch` until it touches fewer than `BATCH` rows; answers the total.
-pub async fn in_batches<F, Fut>(mut batch: F) -> anyhow::Result<u64>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<u64, crate::db::DbError>>,
-{
-    let mut total = 0;
-    loop {
-        let n = batch().await?;
-        total += n;
-        if n < u64::from(BATCH) {
-            return Ok(total);
-        }
-    }
 }
 
 /// Cache rows past their stale window can never be served again.

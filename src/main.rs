@@ -36,15 +36,15 @@ enum Command {
     Migrate,
     /// Run a demo on embedded SQLite with an in-process fake Biz serving fixtures/.
     Demo {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        bind: String,
-        /// Directory with the fake Biz's JSON fixtures.
-        #[arg(long, default_value = "fixtures")]
+        /// Address to listen on (default: MANGO_BIND, else 127.0.0.1:8080).
+        #[arg(long)]
+        bind: Option<String>,
+        /// A fixture set: the fake Biz's JSON files and its resources.toml.
+        #[arg(long, default_value = "fixtures/salon")]
         fixtures: PathBuf,
-        /// SQLite file for the demo.
-        #[arg(long, default_value = "./data/demo.db")]
-        database: PathBuf,
+        /// SQLite file for the demo (default: ./data/demo-SET.db, one per fixture set).
+        #[arg(long)]
+        database: Option<PathBuf>,
     },
 }
 
@@ -109,7 +109,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             database,
         } => {
             telemetry::init_logging(&LogConfig::from_settings(&settings)?)?;
-            cli::demo(&bind, &fixtures, &database).await
+            cli::demo(settings, bind, &fixtures, database.as_deref()).await
         }
     }
 }

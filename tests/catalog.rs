@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use common::*;
 use futures::future::join_all;
-use mango_store::catalog::Resource;
 use mango_store::db::Scope;
 use mango_store::fakebiz::{Failure, Route};
 use serde_json::{Value, json};
@@ -179,7 +178,10 @@ async fn a_fill_racing_an_invalidation_is_never_stored() {
         .catalog
         .invalidate(
             id,
-            &Scope::Item(Resource::Services, changed["id"].as_str().unwrap().into()),
+            &Scope::Item(
+                mango_store::domain::Resources::defaults().services(),
+                changed["id"].as_str().unwrap().into(),
+            ),
         )
         .await
         .unwrap();
@@ -227,7 +229,13 @@ async fn invalidation_drops_item_and_list_for_that_store_only() {
     let id = store_id(&app).await;
     app.state
         .catalog
-        .invalidate(id, &Scope::Item(Resource::Services, SERVICE.into()))
+        .invalidate(
+            id,
+            &Scope::Item(
+                mango_store::domain::Resources::defaults().services(),
+                SERVICE.into(),
+            ),
+        )
         .await
         .unwrap();
     let cache = |r: reqwest::Response| header(r.headers(), "x-cache").to_string();
@@ -478,7 +486,10 @@ async fn etag_and_if_none_match() {
     app.biz.upsert_item(BUSINESS, "products", product);
     app.state
         .catalog
-        .invalidate(id, &Scope::Resource(Resource::Products))
+        .invalidate(
+            id,
+            &Scope::Resource(mango_store::domain::Resources::defaults().products()),
+        )
         .await
         .unwrap();
     let response = app

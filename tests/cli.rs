@@ -53,6 +53,48 @@ fn help_names_every_subcommand_and_version_prints() {
 }
 
 #[test]
+fn bad_resource_declarations_stop_start_up_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db").display().to_string();
+    let base = valid_env(&db);
+    for raw in ["events,,venues", "events,events", "Events", "availability"] {
+        let mut env: Vec<(&str, &str)> = base.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        env.push(("MANGO_RESOURCES", raw));
+        let (code, _, err) = run(&["serve", "--check"], &env);
+        assert_ne!(code, 0, "{raw}");
+        assert!(err.contains("MANGO_RESOURCES"), "{raw}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    for toml in [
+        "[[resources]]\nttl_secs = 5\n",
+        "[[resources]]\nname = \"events\"\nttl_secs = -1\n",
+        "[[resources]]\nname = \"events\"\nbiz_path = \"a//b\"\n",
+        "[[resources]]\nname = \"events\"\n[[resources]]\nname = \"events\"\n",
+        "[[resources]]\nname = \"store\"\n",
+    ] {
+        let file = dir.path().join("mango.toml");
+        std::fs::write(&file, toml).unwrap();
+        let env: Vec<(&str, &str)> = base.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (code, _, err) = run(
+            &["--config", file.to_str().unwrap(), "serve", "--check"],
+            &env,
+        );
+        assert_ne!(code, 0, "{toml}");
+        assert!(err.contains("resources"), "{toml}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    let file = dir.path().join("ok.toml");
+    std::fs::write(&file, "[[resources]]\nname = \"events\"\nttl_secs = 60\n").unwrap();
+    let mut env: Vec<(&str, &str)> = base.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("MANGO_RESOURCES", "events,venues"));
+    let (code, _, err) = run(
+        &["--config", file.to_str().unwrap(), "serve", "--check"],
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
 fn start_up_errors_name_the_variable_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("x.db").display().to_string();
@@ -139,20 +181,14 @@ impl Drop for Running {
     }
 }
 
-/// The README's first command, as a new user runs it: it prints where it listens and curl
-/// lines, the catalog answers, and SIGTERM stops it cleanly.
-#[test]
-fn the_demo_serves_the_fixtures_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("demo.db").display().to_string();
-    let child = command(
-        &["demo", "--bind", "127.0.0.1:0", "--database", &db],
-        &[("MANGO_LOG", "warn")],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+/// Starts the demo with `args`, reads its banner up to "Stop with", answers (process,
+/// base URL, what it printed).
+fn start_demo(args: &[&str], env: &[(&str, &str)]) -> (Running, String, String) {
+    let child = command(&[&["demo"], args].concat(), env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut demo = Running(child);
     let mut lines = BufReader::new(demo.0.stdout.take().unwrap()).lines();
     let started = Instant::now();
@@ -167,7 +203,7 @@ fn the_demo_serves_the_fixtures_and_stops_on_sigterm() {
         }
     }
     let base = base.unwrap_or_else(|| panic!("the demo announced its address: {printed}"));
-    for _ in 0..30 {
+    for _ in 0..60 {
         let Some(Ok(line)) = lines.next() else { break };
         printed.push_str(&line);
         printed.push('\n');
@@ -175,11 +211,38 @@ fn the_demo_serves_the_fixtures_and_stops_on_sigterm() {
             break;
         }
     }
+    // Keep reading: a closed pipe would fail the demo's next log line.
+    std::thread::spawn(move || lines.for_each(drop));
+    (demo, base, printed)
+}
+
+async fn get_json(base: &str, path: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .header("X-Store-Id", "demo")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+/// The README's first command, as a new user runs it: it prints where it listens and curl
+/// lines, the catalog answers, and SIGTERM stops it cleanly.
+#[test]
+fn the_demo_serves_the_fixtures_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db").display().to_string();
+    let (mut demo, base, printed) = start_demo(
+        &["--bind", "127.0.0.1:0", "--database", &db],
+        &[("MANGO_LOG", "warn")],
+    );
     assert!(printed.contains("curl"), "{printed}");
     assert!(
         printed.contains("webhook-signature"),
         "a signed webhook example: {printed}"
     );
+    assert!(printed.contains("/api/v1/categories"), "{printed}");
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -219,6 +282,88 @@ fn the_demo_serves_the_fixtures_and_stops_on_sigterm() {
         assert!(Instant::now() < deadline, "the demo stops after SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// CONTRACT §3 and §12: every fixture set runs as a demo and answers the extra resources its
+/// `resources.toml` declares (the event business has no services and needs none).
+#[test]
+fn the_demo_answers_every_fixture_sets_declared_resources() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for (set, extra) in [
+        ("salon", &["categories", "packages", "addons"][..]),
+        ("wellness", &["events", "categories"][..]),
+        ("local-business", &["hours"][..]),
+        ("events", &["events", "venues", "schedules"][..]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("demo.db").display().to_string();
+        let fixtures = format!("fixtures/{set}");
+        let (_demo, base, printed) = start_demo(
+            &[
+                "--bind",
+                "127.0.0.1:0",
+                "--fixtures",
+                &fixtures,
+                "--database",
+                &db,
+            ],
+            &[("MANGO_LOG", "warn")],
+        );
+        runtime.block_on(async {
+            for resource in extra {
+                assert!(
+                    printed.contains(&format!("/api/v1/{resource} ")),
+                    "{set}: {printed}"
+                );
+                let (status, body) = get_json(&base, &format!("/api/v1/{resource}")).await;
+                assert_eq!(status, 200, "{set}/{resource}: {body}");
+                let items = body["data"].as_array().unwrap();
+                assert!(!items.is_empty(), "{set}/{resource}");
+                let id = items[0]["id"].as_str().unwrap();
+                let (status, item) = get_json(&base, &format!("/api/v1/{resource}/{id}")).await;
+                assert_eq!(
+                    (status, &item["data"]),
+                    (200, &items[0]),
+                    "{set}/{resource}/{id}"
+                );
+            }
+            let (status, services) = get_json(&base, "/api/v1/services").await;
+            assert_eq!(status, 200, "{set}");
+            if set == "events" {
+                assert_eq!(
+                    services["data"],
+                    serde_json::json!([]),
+                    "no services, no error"
+                );
+            }
+            let (status, _) = get_json(&base, "/api/v1/undeclared").await;
+            assert_eq!(status, 404, "{set}");
+        });
+    }
+}
+
+/// `MANGO_BIND` is honoured by the demo as by `serve`; `--bind` wins over it.
+#[test]
+fn the_demo_honours_mango_bind() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db").display().to_string();
+    let bind = format!("127.0.0.1:{port}");
+    let (_demo, base, _) = start_demo(
+        &["--database", &db],
+        &[("MANGO_BIND", &bind), ("MANGO_LOG", "warn")],
+    );
+    assert_eq!(base, format!("http://{bind}"));
+    drop(_demo);
+    let (_demo, base, _) = start_demo(
+        &["--bind", "127.0.0.1:0", "--database", &db],
+        &[("MANGO_BIND", &bind), ("MANGO_LOG", "warn")],
+    );
+    assert_ne!(base, format!("http://{bind}"));
 }
 
 #[test]

@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use mango_store::catalog::Resource;
 use mango_store::db::Scope;
 use serde_json::{Value, json};
 
@@ -34,7 +33,13 @@ async fn an_invalidation_on_one_instance_reaches_the_other_within_a_second() {
     let store = app.state.db.store_by_slug(STORE).await.unwrap().unwrap();
     app.state
         .catalog
-        .invalidate(store.id, &Scope::Item(Resource::Services, SERVICE.into()))
+        .invalidate(
+            store.id,
+            &Scope::Item(
+                mango_store::domain::Resources::defaults().services(),
+                SERVICE.into(),
+            ),
+        )
         .await
         .unwrap();
 

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use common::sqlserver;
 use futures::future::join_all;
-use mango_store::catalog::Resource;
 use mango_store::db::{
     self, CachedItem, ClaimOutcome, ClaimRules, ConfirmFinish, Db, DbError, DraftCreation,
     IdempotencyKey, NewDraft, NewEvent, NewStore, Scope, StorePatch,
@@ -144,7 +143,10 @@ async fn a_fill_that_raced_an_invalidation_is_never_stored() {
     let Some(base) = server() else { return };
     let (db, _fresh) = fresh_db(&base).await;
     let store = db.create_store(new_store("salon", None)).await.unwrap();
-    let (s, r) = (store.id, Resource::Services);
+    let (s, r) = (
+        store.id,
+        mango_store::domain::Resources::defaults().services(),
+    );
     let scope = Scope::Item(r, "svc_1".into());
 
     let (none, g0) = db.cache_item(s, r, "svc_1").await.unwrap();

@@ -455,20 +455,65 @@ async fn bad_bodies_are_refused_only_after_the_signature_check() {
 }
 
 #[tokio::test]
-async fn unknown_resources_and_events_are_404() {
+async fn unknown_events_are_400_and_undeclared_resources_are_ignored_and_recorded() {
     let app = spawn_app().await;
+    // An unknown event, checked only once the signature holds.
     for (resource, event) in [
-        ("clients", "updated"),
         ("services", "archived"),
-        ("Services", "updated"),
+        ("bookings", "deleted"),
+        ("clients", "archived"),
     ] {
         let path = format!("/webhooks/{resource}/{event}");
-        let body = event_body(resource, event, "evt_404", BUSINESS, ITEM);
+        let body = event_body(resource, event, "evt_400", BUSINESS, ITEM);
         let r = app
-            .signed_webhook(&path, "evt_404", &body, WEBHOOK_SECRET)
+            .signed_webhook(&path, "evt_400", &body, WEBHOOK_SECRET)
             .await;
-        assert_problem(r, 404, "not_found").await;
+        assert_problem(r, 400, "invalid_request").await;
+        let r = app
+            .signed_webhook(&path, "evt_400", &body, WEBHOOK_SECRET_2)
+            .await;
+        assert_problem(r, 401, "invalid_signature").await;
     }
+    // A resource this store does not declare: 200 ignored, so Biz stops retrying; recorded,
+    // so a repeat is a duplicate and the store's deliveries show it.
+    for (resource, id) in [("clients", "evt_clients"), ("Services", "evt_caps")] {
+        let before = app.biz.calls(Route::Item) + app.biz.calls(Route::List);
+        let r = app.webhook(resource, "updated", id, BUSINESS, ITEM).await;
+        assert_status(r, "ignored").await;
+        let r = app.webhook(resource, "updated", id, BUSINESS, ITEM).await;
+        assert_status(r, "duplicate").await;
+        assert_eq!(
+            app.biz.calls(Route::Item) + app.biz.calls(Route::List),
+            before
+        );
+        // Its body is validated all the same.
+        let path = format!("/webhooks/{resource}/updated");
+        let body = event_body(resource, "deleted", "evt_mismatch", BUSINESS, ITEM);
+        let r = app
+            .signed_webhook(&path, "evt_mismatch", &body, WEBHOOK_SECRET)
+            .await;
+        assert_problem(r, 400, "invalid_request").await;
+    }
+    let r = app
+        .admin(
+            reqwest::Method::GET,
+            &format!("/admin/v1/stores/{STORE}/webhooks"),
+            ADMIN_TOKEN,
+            None,
+        )
+        .await;
+    let listed: Value = r.json().await.unwrap();
+    let ignored: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == "ignored")
+        .map(|d| d["type"].as_str().unwrap())
+        .collect();
+    assert!(ignored.contains(&"clients.updated"), "{listed}");
+    assert!(ignored.contains(&"Services.updated"), "{listed}");
+    // The storefront does not serve what is not declared.
+    assert_problem(app.get_as(STORE, "/api/v1/clients").await, 404, "not_found").await;
     let r = app
         .client
         .get(app.url("/webhooks/services/updated"))

@@ -9,8 +9,8 @@ use serde_json::json;
 
 use super::auth::AdminStore;
 use crate::app::AppState;
-use crate::catalog::{Resource, is_plausible_id};
-use crate::db::Scope;
+use crate::catalog::is_plausible_id;
+use crate::domain::{Resources, Scope};
 use crate::error::{ApiError, Result};
 use crate::extract::Json;
 use crate::openapi::Problem;
@@ -25,12 +25,16 @@ pub struct Purge {
 }
 
 impl Purge {
-    fn scope(self) -> Result<Scope> {
+    fn scope(self, resources: &Resources) -> Result<Scope> {
         let resource = self
             .resource
             .map(|r| {
-                Resource::parse(&r).ok_or_else(|| {
-                    ApiError::invalid("`resource` must be one of services, products, staff")
+                resources.parse(&r).ok_or_else(|| {
+                    let names: Vec<&str> = resources.catalog().iter().map(|r| r.as_str()).collect();
+                    ApiError::invalid(format!(
+                        "`resource` must be a declared resource: {}",
+                        names.join(", ")
+                    ))
                 })
             })
             .transpose()?;
@@ -62,7 +66,7 @@ pub async fn purge(
     AdminStore(store): AdminStore,
     Json(body): Json<Purge>,
 ) -> Result<impl IntoResponse> {
-    let scope = body.scope()?;
+    let scope = body.scope(state.catalog.resources())?;
     state.catalog.invalidate(store.id, &scope).await?;
     let (label, purged) = match &scope {
         Scope::Store => ("store", json!({"scope": "store"})),
@@ -102,19 +106,19 @@ pub async fn stats(
     State(state): State<AppState>,
     AdminStore(store): AdminStore,
 ) -> Result<impl IntoResponse> {
-    let mut report: BTreeMap<Resource, ResourceReport> = Resource::ALL
-        .iter()
-        .map(|r| (*r, ResourceReport::default()))
-        .collect();
+    let mut report: BTreeMap<&str, ResourceReport> = BTreeMap::new();
     for s in state.catalog.stats(store.id) {
-        let r = report.entry(s.resource).or_default();
+        let r = report.entry(s.resource.as_str()).or_default();
         r.entries.memory = s.memory_entries;
         r.hits = s.hits;
         r.misses = s.misses;
         r.stale = s.stale;
     }
+    // Rows of resources no longer declared are not reported.
     for (resource, rows) in state.db.cache_row_counts(store.id).await? {
-        report.entry(resource).or_default().entries.sql = rows;
+        if let Some(r) = report.get_mut(resource.as_str()) {
+            r.entries.sql = rows;
+        }
     }
     Ok(axum::Json(json!({"data": report})))
 }

@@ -109,7 +109,7 @@ impl DailySalts {
 /// Scheduled job: delete the salts whose day began more than 48 h ago.
 pub async fn purge_old_salts(state: AppState) -> anyhow::Result<u64> {
     let first_kept = day_of(state.clock.now_ms() - SALT_RETENTION_MS) + 1;
-    crate::jobs::in_batches(|| state.db.delete_salts_before(first_kept, crate::jobs::BATCH)).await
+    crate::db::in_batches(|| state.db.delete_salts_before(first_kept, crate::db::BATCH)).await
 }
 
 #[cfg(test)]

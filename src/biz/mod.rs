@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use url::Url;
 
-use crate::catalog::Resource;
-use crate::config::{BizConfig, Secret};
+use crate::config::BizConfig;
+use crate::domain::{Resource, Secret};
 
 /// Lists longer than this many pages are refused rather than followed forever.
 pub const MAX_PAGES: usize = 200;
@@ -97,12 +97,20 @@ impl BizClient {
 
     /// `BASE/biz-api/v1/SEGMENTS…`, each segment percent-encoded (ids are not trusted).
     fn url(&self, segments: &[&str]) -> Url {
+        self.resource_url(None, segments)
+    }
+
+    /// The URL of a resource (its `biz_path`, whose `/` separate segments) and then
+    /// `segments`, each percent-encoded.
+    fn resource_url(&self, resource: Option<Resource>, segments: &[&str]) -> Url {
         let mut url = self.base.clone();
         url.set_query(None);
         if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty()
-                .extend(["biz-api", "v1"])
-                .extend(segments);
+            path.pop_if_empty().extend(["biz-api", "v1"]);
+            if let Some(resource) = resource {
+                path.extend(resource.biz_path().split('/'));
+            }
+            path.extend(segments);
         }
         url
     }
@@ -188,7 +196,7 @@ impl BizClient {
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_PAGES {
-            let mut url = self.url(&[resource.as_str()]);
+            let mut url = self.resource_url(Some(resource), &[]);
             {
                 let mut query = url.query_pairs_mut();
                 query.append_pair("business_id", business_id);
@@ -226,7 +234,7 @@ impl BizClient {
         resource: Resource,
         id: &str,
     ) -> Result<Box<RawValue>, BizError> {
-        let mut url = self.url(&[resource.as_str(), id]);
+        let mut url = self.resource_url(Some(resource), &[id]);
         url.query_pairs_mut()
             .append_pair("business_id", business_id);
         let body = self.send("item", self.http.get(url)).await?;
@@ -269,6 +277,22 @@ fn rejection_detail(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn declared_paths_may_have_several_segments() {
+        let c = client("http://biz.local");
+        let r = crate::domain::Resources::declare(&[crate::domain::ResourceDecl {
+            name: "hours".into(),
+            biz_path: Some("shop/working-hours".into()),
+            ttl_secs: None,
+        }])
+        .unwrap();
+        let hours = r.parse("hours").unwrap();
+        assert_eq!(
+            c.resource_url(Some(hours), &["a/b"]).as_str(),
+            "http://biz.local/biz-api/v1/shop/working-hours/a%2Fb"
+        );
+    }
 
     fn client(base: &str) -> BizClient {
         BizClient::new(&BizConfig {

@@ -6,7 +6,7 @@ use super::confirm::claim_rules;
 use super::draft::UNRESOLVED_GRACE_MS;
 use super::{ERASE_AFTER_MS, IDEMPOTENCY_KEY_TTL_MS};
 use crate::app::AppState;
-use crate::jobs::{BATCH, in_batches};
+use crate::db::{BATCH, in_batches};
 
 pub async fn expire_booking_drafts(state: AppState) -> anyhow::Result<u64> {
     let db = &state.db;

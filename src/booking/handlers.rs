@@ -173,10 +173,15 @@ async fn bookable_service(
     service_id: &str,
     staff_id: Option<&str>,
 ) -> Result<ServiceTerms> {
-    let service = catalog_item(state, tenant, Resource::Services, service_id);
+    let service = catalog_item(
+        state,
+        tenant,
+        state.catalog.resources().services(),
+        service_id,
+    );
     let staff = async {
         match staff_id {
-            Some(id) => catalog_item(state, tenant, Resource::Staff, id).await,
+            Some(id) => catalog_item(state, tenant, state.catalog.resources().staff(), id).await,
             None => Ok(None),
         }
     };

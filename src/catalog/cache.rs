@@ -22,11 +22,11 @@ use futures::future::{BoxFuture, Shared};
 use moka::Expiry;
 
 use super::entry::{Entry, EntryKind, ResourceSlot, item_body, list_body};
-use super::resource::{CacheKey, Resource};
 use crate::biz::{BizClient, BizError};
 use crate::clock::SharedClock;
 use crate::config::CacheConfig;
-use crate::db::{CachedItem, Db, DbError, Scope};
+use crate::db::{CachedItem, Db, DbError};
+use crate::domain::{CacheKey, Resource, Resources, Scope};
 
 /// After a failed refresh, how long readers get the stale copy without a new Biz call.
 const RETRY_BACKOFF_MS: i64 = 5_000;
@@ -104,8 +104,10 @@ struct Inner {
     next_fill_id: AtomicU64,
     instance_id: i64,
     coalesced: metrics::Counter,
-    /// `mango_cache_requests_total` by resource and status, resolved once.
-    requests: [[metrics::Counter; 3]; 3],
+    /// `mango_cache_requests_total` by resource (registry index) and status, resolved once:
+    /// labels come from the declared set, never from request input.
+    requests: Vec<[metrics::Counter; 3]>,
+    resources: Resources,
     db: Db,
     biz: BizClient,
     clock: SharedClock,
@@ -118,7 +120,13 @@ pub struct CatalogCache {
 }
 
 impl CatalogCache {
-    pub fn new(db: Db, biz: BizClient, clock: SharedClock, config: CacheConfig) -> Self {
+    pub fn new(
+        db: Db,
+        biz: BizClient,
+        clock: SharedClock,
+        config: CacheConfig,
+        resources: Resources,
+    ) -> Self {
         let memory = moka::future::Cache::builder()
             .max_capacity(config.max_entries)
             .expire_after(EntryLifetime)
@@ -136,16 +144,36 @@ impl CatalogCache {
                 next_fill_id: AtomicU64::new(1),
                 instance_id: rand::random::<i64>() & i64::MAX,
                 coalesced: metrics::counter!("mango_cache_fills_coalesced_total"),
-                requests: Resource::ALL.map(|r| {
-                    [CacheStatus::Hit, CacheStatus::Miss, CacheStatus::Stale].map(|status| {
-                        metrics::counter!("mango_cache_requests_total", "resource" => r.as_str(), "result" => status.as_str())
+                requests: resources
+                    .all()
+                    .iter()
+                    .map(|r| {
+                        [CacheStatus::Hit, CacheStatus::Miss, CacheStatus::Stale].map(|status| {
+                            metrics::counter!("mango_cache_requests_total", "resource" => r.as_str(), "result" => status.as_str())
+                        })
                     })
-                }),
+                    .collect(),
+                resources,
                 db,
                 biz,
                 clock,
                 config,
             }),
+        }
+    }
+
+    /// The declared resources this cache serves.
+    pub fn resources(&self) -> &Resources {
+        &self.inner.resources
+    }
+
+    /// How long a fill of `resource` is fresh, and how long past that it may serve as STALE.
+    fn lifetimes(&self, resource: Resource) -> (Duration, Duration) {
+        let config = &self.inner.config;
+        if resource == self.inner.resources.availability() {
+            (config.availability_ttl, config.availability_stale)
+        } else {
+            (resource.ttl().unwrap_or(config.ttl), config.stale)
         }
     }
 
@@ -203,10 +231,17 @@ impl CatalogCache {
                     let this = self.clone();
                     let (tenant, task_key) = (tenant.clone(), key.clone());
                     let task = tokio::spawn(async move {
+                        // Clears the pending fill however the task ends: were a fill to panic,
+                        // its key must not answer the panic's 503 until the next invalidation.
+                        let done = FillDone {
+                            cache: this.clone(),
+                            key: task_key.clone(),
+                            fill_id,
+                        };
                         let result = this
-                            .run_fill(&tenant, &task_key, slot, generation, stale)
+                            .run_fill(&tenant, &done.key, slot, generation, stale)
                             .await;
-                        this.finish(&task_key, fill_id);
+                        drop(done);
                         result
                     });
                     let result = async move {
@@ -286,8 +321,9 @@ impl CatalogCache {
             }
         }
 
-        let fresh_until = now + inner.config.ttl.as_millis() as i64;
-        let usable_until = fresh_until + inner.config.stale.as_millis() as i64;
+        let (ttl, stale_window) = self.lifetimes(key.resource);
+        let fresh_until = now + ttl.as_millis() as i64;
+        let usable_until = fresh_until + stale_window.as_millis() as i64;
         let fetched = match &key.id {
             None => inner
                 .biz
@@ -388,7 +424,7 @@ impl CatalogCache {
             .invalidate_cache(store_id, scope, self.inner.instance_id, now)
             .await;
         if sql.is_err() {
-            for r in scope_resources(scope) {
+            for r in self.scope_resources(scope) {
                 self.slot(store_id, *r).note_sql_missed();
             }
         }
@@ -399,8 +435,16 @@ impl CatalogCache {
     /// Retires this instance's memory entries covered by `scope` (no SQL): for invalidations
     /// another instance already applied to the shared database.
     pub fn invalidate_memory(&self, store_id: i64, scope: &Scope) {
-        for r in scope_resources(scope) {
+        for r in self.scope_resources(scope) {
             self.slot(store_id, *r).bump();
+        }
+    }
+
+    /// The resources an invalidation covers.
+    fn scope_resources<'a>(&'a self, scope: &'a Scope) -> &'a [Resource] {
+        match scope {
+            Scope::Store => self.inner.resources.all(),
+            Scope::Resource(r) | Scope::Item(r, _) => std::slice::from_ref(r),
         }
     }
 
@@ -450,7 +494,9 @@ impl CatalogCache {
                 *entries.entry(key.resource).or_default() += 1;
             }
         }
-        Resource::ALL
+        self.inner
+            .resources
+            .catalog()
             .iter()
             .map(|r| {
                 let slot = self.slot(store_id, *r);
@@ -466,11 +512,16 @@ impl CatalogCache {
     }
 }
 
-/// The resources an invalidation covers.
-fn scope_resources(scope: &Scope) -> &[Resource] {
-    match scope {
-        Scope::Store => &Resource::ALL[..],
-        Scope::Resource(r) | Scope::Item(r, _) => std::slice::from_ref(r),
+/// Ends a fill's pending entry when dropped (see `fill`).
+struct FillDone {
+    cache: CatalogCache,
+    key: CacheKey,
+    fill_id: u64,
+}
+
+impl Drop for FillDone {
+    fn drop(&mut self) {
+        self.cache.finish(&self.key, self.fill_id);
     }
 }
 
@@ -501,7 +552,7 @@ impl CatalogCache {
         store_id: i64,
         key: &CacheKey,
     ) -> Result<(Option<SqlRow>, i64), DbError> {
-        let stale_ms = self.inner.config.stale.as_millis() as i64;
+        let stale_ms = self.lifetimes(key.resource).1.as_millis() as i64;
         let db = &self.inner.db;
         let result = match &key.id {
             None => db

@@ -1,12 +1,14 @@
 //! What the memory cache holds: a ready-to-send body with its ETag, tagged with the
 //! generation it was filled under.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use http::HeaderValue;
 use sha2::{Digest, Sha256};
+
+use super::listing::ListState;
 
 /// Per `(store, resource)` state, shared by every entry of that pair. Entries hold an `Arc` to
 /// it, so the HIT path validates an entry and counts the hit with atomics only: no map
@@ -72,6 +74,8 @@ pub struct Entry {
     retry_at_ms: AtomicI64,
     slot: Arc<ResourceSlot>,
     generation: u64,
+    /// A list's indexed items and answered query variants (built on the first query).
+    list: OnceLock<Box<ListState>>,
 }
 
 impl Entry {
@@ -92,7 +96,13 @@ impl Entry {
             retry_at_ms: AtomicI64::new(0),
             slot,
             generation,
+            list: OnceLock::new(),
         }
+    }
+
+    /// The query state of a list entry.
+    pub fn list_state(&self) -> &ListState {
+        self.list.get_or_init(Box::default)
     }
 
     /// False once an invalidation of its `(store, resource)` has happened since the fill.

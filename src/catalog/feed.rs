@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::CatalogCache;
 use crate::clock::SharedClock;
 use crate::db::Db;
+use crate::domain::Scope;
 
 pub const POLL_EVERY: Duration = Duration::from_millis(200);
 /// Feed entries are kept this long (an instance that falls further behind drops its memory).
@@ -35,7 +36,12 @@ pub async fn tail(db: Db, cache: CatalogCache) {
             Ok(entries) => {
                 for entry in &entries {
                     if entry.origin != me {
-                        cache.invalidate_memory(entry.store_id, &entry.scope);
+                        let scope = Scope::from_columns(
+                            cache.resources(),
+                            entry.resource.as_deref(),
+                            entry.item.clone(),
+                        );
+                        cache.invalidate_memory(entry.store_id, &scope);
                         metrics::counter!("mango_cache_feed_invalidations_total").increment(1);
                     }
                     last = entry.id;
@@ -50,5 +56,5 @@ pub async fn tail(db: Db, cache: CatalogCache) {
 /// Deletes feed entries older than [`KEEP_MS`] (a scheduled job).
 pub async fn prune(db: &Db, clock: &SharedClock) -> anyhow::Result<u64> {
     let before = clock.now_ms() - KEEP_MS;
-    crate::jobs::in_batches(|| db.prune_invalidations(before, crate::jobs::BATCH)).await
+    crate::db::in_batches(|| db.prune_invalidations(before, crate::db::BATCH)).await
 }

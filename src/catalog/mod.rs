@@ -4,12 +4,13 @@
 mod cache;
 mod entry;
 pub mod feed;
-mod resource;
+mod listing;
+pub mod query;
 
 use std::convert::Infallible;
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequestParts, RawQuery, State};
 use axum::http::header::{self, HeaderName};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
@@ -19,8 +20,9 @@ use serde_json::json;
 
 pub use self::cache::{CacheStatus, CatalogCache, Lookup, ResourceStats, Tenant, Unavailable};
 pub use self::entry::{Entry, EntryKind, etag_for};
-pub use self::resource::{CacheKey, Resource};
+use self::query::ListQuery;
 use crate::app::{ApiRouter, AppState};
+pub use crate::domain::{CacheKey, MAX_ID_LEN, Resource, is_plausible_id};
 use crate::error::{ApiError, Result};
 use crate::extract::Path;
 use crate::openapi::Problem;
@@ -48,9 +50,6 @@ struct ConditionalHeaders {
     if_none_match: Option<String>,
 }
 
-/// Longest item id worth asking Biz about; longer ones cannot exist there.
-pub const MAX_ID_LEN: usize = 128;
-
 pub fn routes() -> ApiRouter {
     ApiRouter::new()
         .route("/api/v1/store", get(store_settings))
@@ -58,13 +57,8 @@ pub fn routes() -> ApiRouter {
         .route("/api/v1/{resource}/{id}", get(item))
 }
 
-/// Whether an id can name a Biz item: short, printable, no spaces.
-pub fn is_plausible_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic())
-}
-
-fn resource_or_404(raw: &str) -> Result<Resource> {
-    Resource::parse(raw).ok_or_else(|| {
+fn resource_or_404(state: &AppState, raw: &str) -> Result<Resource> {
+    state.catalog.resources().parse(raw).ok_or_else(|| {
         ApiError::NotFound(format!("there is no catalog resource {:?}", truncate(raw)))
     })
 }
@@ -90,13 +84,30 @@ pub async fn store_settings(CurrentStore(store): CurrentStore) -> Response {
     ([(header::CACHE_CONTROL, "no-cache")], axum::Json(body)).into_response()
 }
 
-/// Every item of a resource, all of Biz's pages joined, in Biz's order.
+/// The reserved list-query parameters (CONTRACT §12); any other `FIELD=VALUE` filters.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct ListQueryParams {
+    /// Only these items, in this order (comma-separated, at most 100, no empty entry).
+    ids: Option<String>,
+    /// Page size (1–500); the answer then carries `next_cursor`.
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page of the same query (needs `limit`).
+    cursor: Option<String>,
+}
+
+/// Every item of a resource, all of Biz's pages joined, in Biz's order; narrowed by
+/// `FIELD=VALUE` filters (top-level field equality, or membership for arrays), `ids` and
+/// `limit`/`cursor` pages, all answered from the one cached list.
 #[utoipa::path(get, path = "/api/v1/{resource}", tag = "storefront",
-    params(("resource" = String, Path, description = "`services`, `products` or `staff`"), StoreHeaders, ConditionalHeaders),
+    params(("resource" = String, Path, description = "a declared resource: `services`, `products`, `staff` or one the operator declared"), ListQueryParams, StoreHeaders, ConditionalHeaders),
     responses(
-        (status = 200, description = "`{\"data\": [...]}`; headers `x-cache` (HIT, MISS, STALE), `ETag`, `Cache-Control: public, no-cache`", body = serde_json::Value),
+        (status = 200, description = "`{\"data\": [...]}` (with `limit`: and `\"next_cursor\"`); headers `x-cache` (HIT, MISS, STALE), `ETag` of the exact bytes, `Cache-Control: public, no-cache`", body = serde_json::Value),
         (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
-        (status = 404, description = "not_found (unknown resource) or store_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "invalid_request (naming the parameter) or invalid_cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found (undeclared resource) or store_not_found", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "upstream_unavailable: Biz failed and no copy is young enough (Retry-After)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list(
@@ -104,15 +115,39 @@ pub async fn list(
     Path(resource): Path<String>,
     CurrentStore(store): CurrentStore,
     IfNoneMatch(if_none_match): IfNoneMatch,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response> {
-    let resource = resource_or_404(&resource)?;
-    let key = CacheKey::list(store.tenant.store_id, resource);
-    respond(state.catalog.get(&store.tenant, key).await, if_none_match)
+    let resource = resource_or_404(&state, &resource)?;
+    let store_id = store.tenant.store_id;
+    let lookup = state
+        .catalog
+        .get(&store.tenant, CacheKey::list(store_id, resource))
+        .await;
+    let Some(raw) = raw.filter(|q| !q.is_empty()) else {
+        return respond(lookup, if_none_match);
+    };
+    let Ok(Lookup { entry, status }) = &lookup else {
+        return respond(lookup, if_none_match);
+    };
+    // A variant answered before is served without parsing the query again.
+    let list = entry.list_state();
+    let variant = match list.cached(&raw) {
+        Some(variant) => variant,
+        None => {
+            let query = ListQuery::parse(&raw, store_id, resource)?;
+            if query.is_whole_list() {
+                return respond(lookup, if_none_match);
+            }
+            list.answer(&entry.body, &raw, &query, store_id, resource)
+                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a cached list is not JSON")))?
+        }
+    };
+    Ok(answer(&variant.body, &variant.etag, *status, if_none_match))
 }
 
 /// One item, as Biz has it.
 #[utoipa::path(get, path = "/api/v1/{resource}/{id}", tag = "storefront",
-    params(("resource" = String, Path, description = "`services`, `products` or `staff`"), ("id" = String, Path, description = "Biz's item id"), StoreHeaders, ConditionalHeaders),
+    params(("resource" = String, Path, description = "a declared resource"), ("id" = String, Path, description = "Biz's item id"), StoreHeaders, ConditionalHeaders),
     responses(
         (status = 200, description = "`{\"data\": {...}}`; headers `x-cache`, `ETag`, `Cache-Control`", body = serde_json::Value),
         (status = 304, description = "Not modified"),
@@ -126,7 +161,7 @@ pub async fn item(
     CurrentStore(store): CurrentStore,
     IfNoneMatch(if_none_match): IfNoneMatch,
 ) -> Result<Response> {
-    let resource = resource_or_404(&resource)?;
+    let resource = resource_or_404(&state, &resource)?;
     if !is_plausible_id(&id) {
         return Err(ApiError::NotFound(format!("no {resource} has that id")));
     }
@@ -159,21 +194,34 @@ fn respond(
             detail: format!("the catalog cannot be loaded right now ({detail})"),
             retry_after: Some(5),
         })?;
-    let x_cache = HeaderValue::from_static(status.as_str());
     if entry.kind == EntryKind::NotFound {
         let mut response =
             ApiError::NotFound("Biz has no item with this id".into()).into_response();
-        response.headers_mut().insert(X_CACHE, x_cache);
+        response
+            .headers_mut()
+            .insert(X_CACHE, HeaderValue::from_static(status.as_str()));
         return Ok(response);
     }
+    Ok(answer(&entry.body, &entry.etag, status, if_none_match))
+}
+
+/// 200 with `body`, or 304 when the client's `If-None-Match` matches `etag`; with the
+/// catalog's headers either way.
+fn answer(
+    body: &bytes::Bytes,
+    etag: &HeaderValue,
+    status: CacheStatus,
+    if_none_match: Option<HeaderValue>,
+) -> Response {
+    let x_cache = HeaderValue::from_static(status.as_str());
     let not_modified =
-        if_none_match.is_some_and(|v| entry::matches_if_none_match(v.as_bytes(), &entry.etag));
+        if_none_match.is_some_and(|v| entry::matches_if_none_match(v.as_bytes(), etag));
     let mut response = if not_modified {
         let mut r = Response::new(Body::empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else {
-        let mut r = Response::new(Body::from(entry.body.clone()));
+        let mut r = Response::new(Body::from(body.clone()));
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -181,11 +229,11 @@ fn respond(
         r
     };
     let h = response.headers_mut();
-    h.insert(header::ETAG, entry.etag.clone());
+    h.insert(header::ETAG, etag.clone());
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, no-cache"),
     );
     h.insert(X_CACHE, x_cache);
-    Ok(response)
+    response
 }

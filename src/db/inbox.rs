@@ -49,6 +49,9 @@ pub struct NewDelivery {
     pub item_id: String,
     pub occurred_at_ms: i64,
     pub received_at_ms: i64,
+    /// Record it as `ignored` even when stores have the business (a resource this instance
+    /// does not declare): Biz stops retrying, and the stores' delivery list shows it.
+    pub ignore: bool,
 }
 
 /// What the claim found, and so what the receiver must do.
@@ -60,7 +63,7 @@ pub enum Claim {
     /// Recorded before but never finished (a crash, a database failure, or the same delivery
     /// in flight right now): do the work again. Invalidation is idempotent.
     Unfinished { store_ids: Vec<i64> },
-    /// No store has the business; recorded as `ignored`.
+    /// No store has the business, or the delivery was to be ignored; recorded as `ignored`.
     Ignored,
     /// Already processed or ignored: nothing to do.
     Duplicate(DeliveryStatus),

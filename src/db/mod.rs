@@ -20,7 +20,8 @@ pub use self::analytics::*;
 pub use self::drafts::*;
 pub use self::inbox::*;
 pub use self::url::{DatabaseUrl, MssqlEncrypt, MssqlUrl};
-use crate::catalog::Resource;
+use crate::domain::Resource;
+pub use crate::domain::Scope;
 
 pub type Db = Arc<dyn Database>;
 
@@ -141,7 +142,7 @@ pub trait StoreRepo {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Catalog cache (store_cache.services / products / staff)
+// Catalog cache (store_cache.items, one layout for every resource)
 // ---------------------------------------------------------------------------------------------
 
 /// A cached item as stored: Biz's JSON text, untouched.
@@ -165,44 +166,16 @@ pub struct CachedList {
 /// generation is still the same, so a fill that raced an invalidation is never written.
 pub type Generation = i64;
 
-/// What an invalidation covers.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Scope {
-    /// Everything the store has cached.
-    Store,
-    /// One resource: the list and every item.
-    Resource(Resource),
-    /// One item and the list that contains it.
-    Item(Resource, String),
-}
-
 /// One invalidation as the other instances see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedEntry {
     pub id: i64,
     pub origin: i64,
     pub store_id: i64,
-    pub scope: Scope,
-}
-
-impl Scope {
-    /// `(resource, item)` columns of the feed; `None` means "all".
-    pub fn to_columns(&self) -> (Option<&'static str>, Option<&str>) {
-        match self {
-            Scope::Store => (None, None),
-            Scope::Resource(r) => (Some(r.as_str()), None),
-            Scope::Item(r, id) => (Some(r.as_str()), Some(id)),
-        }
-    }
-
-    /// The inverse of [`Scope::to_columns`]; an unknown resource widens to the whole store.
-    pub fn from_columns(resource: Option<&str>, item: Option<String>) -> Scope {
-        match (resource.and_then(Resource::parse), item) {
-            (Some(r), Some(id)) => Scope::Item(r, id),
-            (Some(r), None) => Scope::Resource(r),
-            (None, _) => Scope::Store,
-        }
-    }
+    /// The scope's columns (see [`Scope::to_columns`]); the reader maps them back with its
+    /// own resource registry.
+    pub resource: Option<String>,
+    pub item: Option<String>,
 }
 
 #[async_trait]
@@ -254,8 +227,28 @@ pub trait CacheRepo {
     async fn invalidations_since(&self, after_id: i64, limit: u32) -> DbResult<Vec<FeedEntry>>;
     /// Deletes feed entries created before `before_ms`, at most `limit`.
     async fn prune_invalidations(&self, before_ms: i64, limit: u32) -> DbResult<u64>;
-    /// Rows per resource for the store (admin statistics).
-    async fn cache_row_counts(&self, store_id: i64) -> DbResult<Vec<(Resource, i64)>>;
+    /// Rows per resource name for the store (admin statistics); resources without rows are
+    /// left out.
+    async fn cache_row_counts(&self, store_id: i64) -> DbResult<Vec<(String, i64)>>;
     /// Deletes rows that expired before `before_ms` (past the stale window), at most `limit`.
     async fn purge_expired_cache(&self, before_ms: i64, limit: u32) -> DbResult<u64>;
+}
+
+/// Rows touched by one batch of a maintenance job; a job loops until a batch comes back short.
+pub const BATCH: u32 = 500;
+
+/// Repeats `batch` until it touches fewer than [`BATCH`] rows; answers the total.
+pub async fn in_batches<F, Fut>(mut batch: F) -> anyhow::Result<u64>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = DbResult<u64>>,
+{
+    let mut total = 0;
+    loop {
+        let n = batch().await?;
+        total += n;
+        if n < u64::from(BATCH) {
+            return Ok(total);
+        }
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
 
-use crate::config::Secret;
+use crate::domain::Secret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MssqlEncrypt {

@@ -8,55 +8,89 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::catalog::{Resource, is_plausible_id};
+use crate::catalog::is_plausible_id;
+use crate::domain::{Resource, Resources};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Created,
     Updated,
     Deleted,
+    /// `bookings.cancelled` only.
+    Cancelled,
 }
 
 impl Action {
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "created" => Some(Self::Created),
-            "updated" => Some(Self::Updated),
-            "deleted" => Some(Self::Deleted),
-            _ => None,
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Created => "created",
             Self::Updated => "updated",
             Self::Deleted => "deleted",
+            Self::Cancelled => "cancelled",
         }
     }
 }
 
-/// `{resource}.{event}`: what changed in Biz. Every action is handled the same way (the item
-/// and its list are invalidated; the next read asks Biz, which also answers a deleted item's
-/// 404), but the topic must still match the body's `type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a delivery is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A declared catalog resource: its item and list are invalidated.
+    Catalog(Resource),
+    /// `bookings`: a slot was taken or freed; availability is invalidated (CONTRACT §13).
+    Bookings,
+    /// A resource this instance does not declare: recorded and answered `ignored` (§6).
+    Undeclared(String),
+}
+
+/// `{resource}.{event}`: what changed in Biz. Every catalog action is handled the same way
+/// (the item and its list are invalidated; the next read asks Biz, which also answers a
+/// deleted item's 404), but the topic must still match the body's `type`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topic {
-    pub resource: Resource,
+    pub subject: Subject,
     pub action: Action,
 }
 
+/// Longest undeclared resource segment recorded as such.
+const MAX_UNDECLARED: usize = 64;
+
 impl Topic {
-    pub fn parse(resource: &str, action: &str) -> Option<Self> {
-        Some(Self {
-            resource: Resource::parse(resource)?,
-            action: Action::parse(action)?,
-        })
+    /// The error is a `detail` for the 400 answer (only given once the signature checked out).
+    pub fn parse(resources: &Resources, resource: &str, action: &str) -> Result<Self, String> {
+        let subject = if resource == "bookings" {
+            Subject::Bookings
+        } else if let Some(r) = resources.parse(resource) {
+            Subject::Catalog(r)
+        } else if resource.len() <= MAX_UNDECLARED && is_plausible_id(resource) {
+            Subject::Undeclared(resource.to_string())
+        } else {
+            return Err("the resource in the path is not a resource name".into());
+        };
+        let action = match (&subject, action) {
+            (_, "created") => Action::Created,
+            (_, "updated") => Action::Updated,
+            (Subject::Bookings, "cancelled") => Action::Cancelled,
+            (Subject::Catalog(_) | Subject::Undeclared(_), "deleted") => Action::Deleted,
+            (Subject::Bookings, _) => {
+                return Err("booking events are `created`, `updated` or `cancelled`".into());
+            }
+            _ => return Err("catalog events are `created`, `updated` or `deleted`".into()),
+        };
+        Ok(Self { subject, action })
+    }
+
+    fn resource(&self) -> &str {
+        match &self.subject {
+            Subject::Catalog(r) => r.as_str(),
+            Subject::Bookings => "bookings",
+            Subject::Undeclared(name) => name,
+        }
     }
 }
 
 impl fmt::Display for Topic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.resource, self.action.as_str())
+        write!(f, "{}.{}", self.resource(), self.action.as_str())
     }
 }
 
@@ -89,7 +123,7 @@ struct Data {
 impl WebhookEvent {
     /// Parses the raw body of a delivery to `topic` whose `webhook-id` was `webhook_id`. The
     /// error is a `detail` for the 400 answer.
-    pub fn parse(topic: Topic, webhook_id: &str, body: &[u8]) -> Result<Self, String> {
+    pub fn parse(topic: &Topic, webhook_id: &str, body: &[u8]) -> Result<Self, String> {
         let body: Body = serde_json::from_slice(body)
             .map_err(|e| format!("the webhook body is not a valid event: {e}"))?;
         if body.id != webhook_id {
@@ -111,7 +145,7 @@ impl WebhookEvent {
             .map_err(|_| "`occurred_at` must be an RFC 3339 date-time".to_string())?;
         Ok(Self {
             id: body.id,
-            topic,
+            topic: topic.clone(),
             business_id: body.business_id,
             item_id: body.data.id,
             occurred_at_ms: (occurred_at.unix_timestamp_nanos() / 1_000_000) as i64,
@@ -126,7 +160,7 @@ mod tests {
     use super::*;
 
     fn topic() -> Topic {
-        Topic::parse("services", "updated").unwrap()
+        Topic::parse(&Resources::defaults(), "services", "updated").unwrap()
     }
 
     fn body() -> Value {
@@ -135,19 +169,31 @@ mod tests {
     }
 
     fn parse(body: &Value) -> Result<WebhookEvent, String> {
-        WebhookEvent::parse(topic(), "evt_1", body.to_string().as_bytes())
+        WebhookEvent::parse(&topic(), "evt_1", body.to_string().as_bytes())
     }
 
     #[test]
     fn topics_are_resource_dot_action() {
+        let r = Resources::defaults();
+        let parse = |res, ev| Topic::parse(&r, res, ev);
         assert_eq!(topic().to_string(), "services.updated");
         assert_eq!(
-            Topic::parse("staff", "deleted").unwrap().to_string(),
+            parse("staff", "deleted").unwrap().to_string(),
             "staff.deleted"
         );
-        assert_eq!(Topic::parse("clients", "updated"), None);
-        assert_eq!(Topic::parse("services", "archived"), None);
-        assert_eq!(Topic::parse("Services", "updated"), None);
+        assert_eq!(
+            parse("clients", "updated").unwrap().subject,
+            Subject::Undeclared("clients".into())
+        );
+        assert_eq!(
+            parse("bookings", "cancelled").unwrap().subject,
+            Subject::Bookings
+        );
+        assert!(parse("bookings", "deleted").is_err());
+        assert!(parse("services", "cancelled").is_err());
+        assert!(parse("services", "archived").is_err());
+        assert!(parse("clients", "archived").is_err());
+        assert!(parse("a b", "updated").is_err());
     }
 
     #[test]
@@ -196,7 +242,7 @@ mod tests {
             let err = parse(&b).unwrap_err();
             assert!(err.contains(named), "{b}: {err}");
         }
-        assert!(WebhookEvent::parse(topic(), "evt_1", b"not json").is_err());
-        assert!(WebhookEvent::parse(topic(), "evt_1", b"[]").is_err());
+        assert!(WebhookEvent::parse(&topic(), "evt_1", b"not json").is_err());
+        assert!(WebhookEvent::parse(&topic(), "evt_1", b"[]").is_err());
     }
 }

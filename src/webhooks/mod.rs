@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::routing::post;
 
 use crate::app::{ApiRouter, AppState};
-use crate::jobs::{BATCH, in_batches};
+use crate::db::{BATCH, in_batches};
 
 /// How long a delivery is remembered. Biz retries for about three days; a retry that arrives
 /// after its row was pruned would be processed again, which only costs a cache refill.

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use futures::future::join_all;
 use serde_json::json;
 
-use super::event::{Topic, WebhookEvent};
+use super::event::{Subject, Topic, WebhookEvent};
 use super::signature::{self, SignatureError, SignedDelivery};
 use crate::app::AppState;
 use crate::catalog::is_plausible_id;
@@ -30,7 +30,8 @@ enum Accepted {
         retry: bool,
     },
     Duplicate,
-    Ignored,
+    /// Recorded without work; the reason is a metric label.
+    Ignored(&'static str),
 }
 
 impl Accepted {
@@ -38,7 +39,7 @@ impl Accepted {
         match self {
             Self::Processed { .. } => "processed",
             Self::Duplicate => "duplicate",
-            Self::Ignored => "ignored",
+            Self::Ignored(_) => "ignored",
         }
     }
 
@@ -47,7 +48,7 @@ impl Accepted {
             Self::Processed { retry: false } => "first_delivery",
             Self::Processed { retry: true } => "unfinished_retry",
             Self::Duplicate => "already_recorded",
-            Self::Ignored => "unknown_business",
+            Self::Ignored(reason) => reason,
         }
     }
 }
@@ -104,8 +105,8 @@ impl Refusal {
 /// A Biz webhook, signed per Standard Webhooks; invalidates before it answers.
 #[utoipa::path(post, path = "/webhooks/{resource}/{event}", tag = "webhooks",
     params(
-        ("resource" = String, Path, description = "`services`, `products` or `staff`"),
-        ("event" = String, Path, description = "`created`, `updated` or `deleted`"),
+        ("resource" = String, Path, description = "a declared resource, or `bookings`; any other resource is recorded and answered `ignored`"),
+        ("event" = String, Path, description = "`created`, `updated` or `deleted` (`bookings`: `created`, `updated` or `cancelled`)"),
         ("webhook-id" = String, Header, description = "The delivery id; equals the body's `id`"),
         ("webhook-timestamp" = String, Header, description = "Unix seconds, within MANGO_WEBHOOK_TOLERANCE_SECS"),
         ("webhook-signature" = String, Header, description = "Space-separated `v1,BASE64` entries"),
@@ -113,9 +114,8 @@ impl Refusal {
     request_body(content = serde_json::Value, description = "`{id, type, business_id, occurred_at, data: {id}}`"),
     responses(
         (status = 200, description = "`{\"data\":{\"status\":\"processed\" | \"duplicate\" | \"ignored\"}}`", body = serde_json::Value),
-        (status = 400, description = "invalid_request: bad body, type/path or id mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "invalid_request: unknown event, bad body, type/path or id mismatch", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "invalid_signature or timestamp_out_of_tolerance", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not_found: unknown resource or event", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "database_unavailable: retry (memory was invalidated)", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -125,18 +125,11 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let topic = Topic::parse(&resource, &event);
-    let result = match topic {
-        Some(topic) => deliver(&state, topic, &headers, &body).await,
-        None => Err(Refusal::rejected(
-            "unknown_topic",
-            ApiError::NotFound(
-                "webhooks are `/webhooks/{services|products|staff}/{created|updated|deleted}`"
-                    .into(),
-            ),
-        )),
-    };
-    let event_type = topic.map_or_else(|| "unknown".to_string(), |t| t.to_string());
+    let topic = Topic::parse(state.catalog.resources(), &resource, &event);
+    let result = deliver(&state, topic.as_ref(), &headers, &body).await;
+    let event_type = topic
+        .as_ref()
+        .map_or_else(|_| "unknown".to_string(), |t| t.to_string());
     // The id is logged only in a harmless shape: before verification it is anyone's input.
     let webhook_id = Some(header_str(&headers, "webhook-id"))
         .filter(|id| is_plausible_id(id))
@@ -193,7 +186,7 @@ fn declared_json(headers: &HeaderMap) -> bool {
 
 async fn deliver(
     state: &AppState,
-    topic: Topic,
+    topic: Result<&Topic, &String>,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Accepted, Refusal> {
@@ -211,6 +204,8 @@ async fn deliver(
         state.config.webhook_tolerance.as_secs(),
     )
     .map_err(Refusal::signature)?;
+    let topic = topic
+        .map_err(|detail| Refusal::rejected("unknown_topic", ApiError::invalid(detail.clone())))?;
     if !declared_json(headers) {
         return Err(Refusal::invalid(
             "the webhook body must be JSON with `Content-Type: application/json`".into(),
@@ -220,10 +215,30 @@ async fn deliver(
     apply(state, &event).await
 }
 
-/// Records the delivery, then invalidates the item and its list for every store of the
-/// business, then marks it processed.
+/// What a delivery invalidates in each store of its business (rule 2 of §5): a catalog item
+/// and its list; for services and staff also availability (durations and who performs what
+/// decide the free times); for bookings, availability.
+fn scopes(state: &AppState, event: &WebhookEvent) -> Vec<Scope> {
+    let resources = state.catalog.resources();
+    let availability = Scope::Resource(resources.availability());
+    match &event.topic.subject {
+        Subject::Catalog(r) => {
+            let item = Scope::Item(*r, event.item_id.clone());
+            if *r == resources.services() || *r == resources.staff() {
+                vec![item, availability]
+            } else {
+                vec![item]
+            }
+        }
+        Subject::Bookings => vec![availability],
+        Subject::Undeclared(_) => Vec::new(),
+    }
+}
+
+/// Records the delivery, then invalidates what it covers for every store of the business,
+/// then marks it processed.
 async fn apply(state: &AppState, event: &WebhookEvent) -> Result<Accepted, Refusal> {
-    let scope = Scope::Item(event.topic.resource, event.item_id.clone());
+    let scopes = scopes(state, event);
     let delivery = NewDelivery {
         webhook_id: event.id.clone(),
         event_type: event.topic.to_string(),
@@ -231,12 +246,16 @@ async fn apply(state: &AppState, event: &WebhookEvent) -> Result<Accepted, Refus
         item_id: event.item_id.clone(),
         occurred_at_ms: event.occurred_at_ms,
         received_at_ms: state.clock.now_ms(),
+        ignore: scopes.is_empty(),
     };
     let (store_ids, retry) = match state.db.claim_delivery(&delivery).await {
         Ok(Claim::First { store_ids }) => (store_ids, false),
         Ok(Claim::Unfinished { store_ids }) => (store_ids, true),
         Ok(Claim::Duplicate(_)) => return Ok(Accepted::Duplicate),
-        Ok(Claim::Ignored) => return Ok(Accepted::Ignored),
+        Ok(Claim::Ignored) if scopes.is_empty() => {
+            return Ok(Accepted::Ignored("undeclared_resource"));
+        }
+        Ok(Claim::Ignored) => return Ok(Accepted::Ignored("unknown_business")),
         Err(err) => {
             // Nothing is recorded, so the answer must make Biz retry. Until it does, memory
             // must not keep serving the old item: invalidate every store this process knows
@@ -250,7 +269,7 @@ async fn apply(state: &AppState, event: &WebhookEvent) -> Result<Accepted, Refus
                 stores.sort_unstable();
                 stores.dedup();
             }
-            if let Err(also) = invalidate(state, &stores, &scope).await {
+            if let Err(also) = invalidate(state, &stores, &scopes).await {
                 tracing::debug!(error = %also, "SQL invalidation failed as well");
             }
             return Err(Refusal::failed(err));
@@ -258,7 +277,7 @@ async fn apply(state: &AppState, event: &WebhookEvent) -> Result<Accepted, Refus
     };
     state.tenants.learn(&event.business_id, &store_ids);
     // Any failure from here on leaves the row `processing`, so Biz's retry redoes the work.
-    invalidate(state, &store_ids, &scope)
+    invalidate(state, &store_ids, &scopes)
         .await
         .map_err(Refusal::failed)?;
     state
@@ -269,13 +288,14 @@ async fn apply(state: &AppState, event: &WebhookEvent) -> Result<Accepted, Refus
     Ok(Accepted::Processed { retry })
 }
 
-/// Invalidates `scope` in every store, all of them even if one fails; answers the first error.
-async fn invalidate(state: &AppState, store_ids: &[i64], scope: &Scope) -> Result<(), DbError> {
-    let results = join_all(
-        store_ids
+/// Invalidates `scopes` in every store, all of them even if one fails; answers the first
+/// error.
+async fn invalidate(state: &AppState, store_ids: &[i64], scopes: &[Scope]) -> Result<(), DbError> {
+    let results = join_all(store_ids.iter().flat_map(|store_id| {
+        scopes
             .iter()
-            .map(|store_id| state.catalog.invalidate(*store_id, scope)),
-    )
+            .map(|scope| state.catalog.invalidate(*store_id, scope))
+    }))
     .await;
     results.into_iter().collect()
 }

@@ -48,8 +48,15 @@ pub fn skip_on_mssql(why: &str) -> bool {
     false
 }
 
+/// The default fixture set (a salon), which every test's store is built on.
 pub fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+    fixture_set("salon")
+}
+
+pub fn fixture_set(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 pub struct Options {
@@ -57,6 +64,9 @@ pub struct Options {
     pub page_size: usize,
     /// Appended to the SQLite URL, e.g. `busy_timeout_ms=100`.
     pub sqlite_query: Option<String>,
+    /// The folder under `fixtures/` the fake Biz serves, whose `resources.toml` the store
+    /// declares.
+    pub fixture_set: &'static str,
 }
 
 impl Default for Options {
@@ -65,6 +75,7 @@ impl Default for Options {
             settings: Vec::new(),
             page_size: 8,
             sqlite_query: None,
+            fixture_set: "salon",
         }
     }
 }
@@ -72,6 +83,11 @@ impl Default for Options {
 impl Options {
     pub fn set(mut self, key: &'static str, value: impl ToString) -> Self {
         self.settings.push((key, value.to_string()));
+        self
+    }
+
+    pub fn fixture_set(mut self, name: &'static str) -> Self {
+        self.fixture_set = name;
         self
     }
 
@@ -94,6 +110,8 @@ pub struct TestApp {
     /// `(base URL, database)` of the SQL Server database made for this app.
     mssql_db: Option<(String, String)>,
     pub store_key: String,
+    /// The fixture set's business (the store `STORE` is for it).
+    pub business: String,
     pub state: AppState,
     settings: Settings,
     server: Option<(oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>)>,
@@ -108,9 +126,9 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
     let db_path = dir.path().join("store.db");
     let biz = FakeBiz::new(BIZ_KEY).with_page_size(options.page_size);
-    let (business, catalog) = BizCatalog::load_dir(&fixtures_dir()).expect("fixtures load");
-    assert_eq!(business, BUSINESS);
-    biz.add_business(BUSINESS, catalog);
+    let set = fixture_set(options.fixture_set);
+    let (business, catalog) = BizCatalog::load_dir(&set).expect("fixtures load");
+    biz.add_business(&business, catalog);
     let biz_url = biz.spawn().await.expect("fake Biz starts");
     let (database_url, mssql_db) = match mssql_url() {
         Some(base) => {
@@ -127,6 +145,11 @@ pub async fn spawn_with(options: Options) -> TestApp {
         ("MANGO_WEBHOOK_SECRETS", WEBHOOK_SECRET.to_string()),
         ("MANGO_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
     ]);
+    if let Ok(text) = std::fs::read_to_string(set.join("resources.toml")) {
+        settings
+            .declare_resources_toml(&text)
+            .expect("the set declares its resources");
+    }
     for (key, value) in &options.settings {
         settings.set(key, value.clone());
     }
@@ -142,12 +165,13 @@ pub async fn spawn_with(options: Options) -> TestApp {
         database_url,
         mssql_db,
         store_key: String::new(),
+        business: business.clone(),
         state,
         settings,
         server: Some(server),
         _dir: dir,
     };
-    app.store_key = app.create_store(STORE, BUSINESS).await;
+    app.store_key = app.create_store(STORE, &business).await;
     app
 }
 

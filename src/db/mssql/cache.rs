@@ -1,6 +1,7 @@
-//! T-SQL (SQL Server 2019+ / Babelfish 4.x): the catalog cache `store_cache.{services,
-//! products,staff}`, the list records `store_cache.lists` and the generations (invalidations
-//! and their feed: `feed.rs`).
+//! T-SQL (SQL Server 2019+ / Babelfish 4.x): the catalog cache `store_cache.items` (one layout
+//! for every declared resource; `store_cache.services`, `.products` and `.staff` are views of
+//! it), the list records `store_cache.lists` and the generations (invalidations and their feed:
+//! `feed.rs`).
 //!
 //! Every write to a `(store, resource)` runs in a transaction that first locks the generation
 //! row with an UPDATE: a fill sets it to itself `WHERE generation = @expected` (row count 1:
@@ -15,32 +16,51 @@ use tiberius::ToSql;
 use tiberius::error::Error as TdsError;
 
 use super::{Conn, MssqlDb, RowExt};
-use crate::catalog::Resource;
 use crate::db::{CacheRepo, CachedItem, CachedList, DbResult, FeedEntry, Generation, Scope};
+use crate::domain::Resource;
 
 /// `item_id` is NVARCHAR(400): a longer id is never cached (reads miss, writes are skipped).
 const MAX_ITEM_ID: usize = 400;
 /// Rows per multi-row INSERT of a list (6 parameters each; SQL Server allows 2100).
 const INSERT_CHUNK: usize = 200;
 
-pub(super) fn table(resource: Resource) -> &'static str {
-    match resource {
-        Resource::Services => "store_cache.services",
-        Resource::Products => "store_cache.products",
-        Resource::Staff => "store_cache.staff",
-    }
-}
-
 fn cacheable(id: &str) -> bool {
     id.chars().count() <= MAX_ITEM_ID
 }
 
+/// The pair's generation. A pair read for the first time gets its row (at 0) first: writers
+/// lock that row, and a whole-store invalidation bumps the rows that exist, so no fill may
+/// read a generation that has no row.
 async fn generation(c: &mut Conn, store_id: i64, resource: Resource) -> Result<i64, TdsError> {
-    c.scalar(
-        "SELECT generation FROM store_cache.generations WHERE store_id = @P1 AND resource = @P2",
-        &[&store_id, &resource.as_str()],
-    )
-    .await
+    let sql =
+        "SELECT generation FROM store_cache.generations WHERE store_id = @P1 AND resource = @P2";
+    if let Some(row) = c.row(sql, &[&store_id, &resource.as_str()]).await? {
+        return row.int(0);
+    }
+    ensure_generation(c, store_id, resource).await?;
+    c.scalar(sql, &[&store_id, &resource.as_str()]).await
+}
+
+/// Creates the pair's generation row at 0 unless it exists; a twin that inserts it first
+/// (duplicate key) is as good.
+pub(super) async fn ensure_generation(
+    c: &mut Conn,
+    store_id: i64,
+    resource: Resource,
+) -> Result<(), TdsError> {
+    let inserted = c
+        .exec(
+            "INSERT INTO store_cache.generations (store_id, resource, generation)
+             SELECT @P1, @P2, 0
+             WHERE NOT EXISTS (SELECT 1 FROM store_cache.generations
+                               WHERE store_id = @P1 AND resource = @P2)",
+            &[&store_id, &resource.as_str()],
+        )
+        .await;
+    match inserted {
+        Err(err) if super::is_duplicate_key(&err) => Ok(()),
+        other => other.map(|_| ()),
+    }
 }
 
 /// Locks the generation row if it still holds `expected`; answers whether it did.
@@ -72,11 +92,12 @@ async fn insert_rows(
 ) -> Result<(), TdsError> {
     for chunk in rows.chunks(INSERT_CHUNK) {
         let mut values = Vec::with_capacity(chunk.len());
-        let mut params: Vec<&dyn ToSql> = vec![&store_id, &fetched_at_ms, &expires_at_ms];
+        let name = resource.as_str();
+        let mut params: Vec<&dyn ToSql> = vec![&store_id, &fetched_at_ms, &expires_at_ms, &name];
         for (i, (id, payload, position)) in chunk.iter().enumerate() {
-            let p = 4 + 3 * i;
+            let p = 5 + 3 * i;
             values.push(format!(
-                "(@P1, @P{}, @P{}, @P{}, @P2, @P3)",
+                "(@P1, @P4, @P{}, @P{}, @P{}, @P2, @P3)",
                 p,
                 p + 1,
                 p + 2
@@ -84,9 +105,9 @@ async fn insert_rows(
             params.extend([id as &dyn ToSql, payload, position]);
         }
         let sql = format!(
-            "INSERT INTO {} (store_id, item_id, payload, list_position, fetched_at, expires_at)
+            "INSERT INTO store_cache.items
+                (store_id, resource, item_id, payload, list_position, fetched_at, expires_at)
              VALUES {}",
-            table(resource),
             values.join(", ")
         );
         c.exec(&sql, &params).await?;
@@ -111,12 +132,9 @@ impl CacheRepo for MssqlDb {
                 if !cacheable(&id) {
                     return Ok((None, generation));
                 }
-                let sql = format!(
-                    "SELECT payload, fetched_at, expires_at FROM {}
-                     WHERE store_id = @P1 AND item_id = @P2",
-                    table(resource)
-                );
-                let item = match c.row(&sql, &[&store_id, &id]).await? {
+                let sql = "SELECT payload, fetched_at, expires_at FROM store_cache.items
+                           WHERE store_id = @P1 AND resource = @P2 AND item_id = @P3";
+                let item = match c.row(sql, &[&store_id, &resource.as_str(), &id]).await? {
                     Some(r) => Some(CachedItem {
                         payload: r.text(0)?,
                         fetched_at_ms: r.int(1)?,
@@ -148,13 +166,11 @@ impl CacheRepo for MssqlDb {
                 let Some(record) = record else {
                     return Ok((None, generation));
                 };
-                let sql = format!(
-                    "SELECT payload FROM {} WHERE store_id = @P1 AND list_position IS NOT NULL
-                     ORDER BY list_position",
-                    table(resource)
-                );
+                let sql = "SELECT payload FROM store_cache.items
+                           WHERE store_id = @P1 AND resource = @P2 AND list_position IS NOT NULL
+                           ORDER BY list_position";
                 let items: Vec<String> = c
-                    .rows(&sql, &[&store_id])
+                    .rows(sql, &[&store_id, &resource.as_str()])
                     .await?
                     .iter()
                     .map(|r| r.text(0))
@@ -188,26 +204,25 @@ impl CacheRepo for MssqlDb {
                 if !lock_if_current(c, store_id, resource, expected).await? {
                     return Ok(false);
                 }
-                let update = format!(
-                    "UPDATE {} SET payload = @P3, fetched_at = @P4, expires_at = @P5
-                     WHERE store_id = @P1 AND item_id = @P2",
-                    table(resource)
-                );
-                let p: [&dyn ToSql; 5] = [
+                let p: [&dyn ToSql; 6] = [
                     &store_id,
                     &id,
                     &item.payload,
                     &item.fetched_at_ms,
                     &item.expires_at_ms,
+                    &resource.as_str(),
                 ];
-                if c.exec(&update, &p).await? == 0 {
-                    let insert = format!(
-                        "INSERT INTO {} (store_id, item_id, payload, list_position, fetched_at,
-                                         expires_at)
-                         VALUES (@P1, @P2, @P3, NULL, @P4, @P5)",
-                        table(resource)
-                    );
-                    c.exec(&insert, &p).await?;
+                let update = "UPDATE store_cache.items
+                              SET payload = @P3, fetched_at = @P4, expires_at = @P5
+                              WHERE store_id = @P1 AND resource = @P6 AND item_id = @P2";
+                if c.exec(update, &p).await? == 0 {
+                    c.exec(
+                        "INSERT INTO store_cache.items (store_id, resource, item_id, payload,
+                                                        list_position, fetched_at, expires_at)
+                         VALUES (@P1, @P6, @P2, @P3, NULL, @P4, @P5)",
+                        &p,
+                    )
+                    .await?;
                 }
                 Ok(true)
             })
@@ -246,8 +261,11 @@ impl CacheRepo for MssqlDb {
                     return Ok(false);
                 }
                 // A complete list is a snapshot of the resource: rows it no longer names go.
-                let delete = format!("DELETE FROM {} WHERE store_id = @P1", table(resource));
-                c.exec(&delete, &[&store_id]).await?;
+                c.exec(
+                    "DELETE FROM store_cache.items WHERE store_id = @P1 AND resource = @P2",
+                    &[&store_id, &resource.as_str()],
+                )
+                .await?;
                 insert_rows(c, store_id, resource, &rows, fetched_at_ms, expires_at_ms).await?;
                 let kept = rows.len() as i64;
                 let p: [&dyn ToSql; 5] = [
@@ -302,18 +320,18 @@ impl CacheRepo for MssqlDb {
         self.feed_prune(before_ms, limit).await
     }
 
-    async fn cache_row_counts(&self, store_id: i64) -> DbResult<Vec<(Resource, i64)>> {
+    async fn cache_row_counts(&self, store_id: i64) -> DbResult<Vec<(String, i64)>> {
         self.run(move |c| {
             Box::pin(async move {
-                let mut counts = Vec::with_capacity(Resource::ALL.len());
-                for resource in Resource::ALL {
-                    let sql = format!(
-                        "SELECT COUNT_BIG(*) FROM {} WHERE store_id = @P1",
-                        table(resource)
-                    );
-                    counts.push((resource, c.scalar(&sql, &[&store_id]).await?));
-                }
-                Ok(counts)
+                c.rows(
+                    "SELECT resource, COUNT_BIG(*) FROM store_cache.items WHERE store_id = @P1
+                     GROUP BY resource ORDER BY resource",
+                    &[&store_id],
+                )
+                .await?
+                .iter()
+                .map(|r| Ok((r.text(0)?, r.int(1)?)))
+                .collect()
             })
         })
         .await
@@ -323,14 +341,12 @@ impl CacheRepo for MssqlDb {
         let limit = i64::from(limit);
         self.run(move |c| {
             Box::pin(async move {
-                let mut removed = 0;
-                for resource in Resource::ALL {
-                    let sql = format!(
-                        "DELETE TOP (@P2) FROM {} WHERE expires_at < @P1",
-                        table(resource)
-                    );
-                    removed += c.exec(&sql, &[&before_ms, &limit]).await?;
-                }
+                let mut removed = c
+                    .exec(
+                        "DELETE TOP (@P2) FROM store_cache.items WHERE expires_at < @P1",
+                        &[&before_ms, &limit],
+                    )
+                    .await?;
                 removed += c
                     .exec(
                         "DELETE TOP (@P2) FROM store_cache.lists WHERE expires_at < @P1",

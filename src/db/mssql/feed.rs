@@ -4,14 +4,14 @@
 //! Feed ids are taken from the single row of `store_cache.invalidation_head`, incremented under
 //! its row lock inside the invalidating transaction, so ids become visible in commit order and a
 //! tailer reading `id > last` never skips one that commits late (an IDENTITY would allow it).
-//! Lock order everywhere: generation rows (services, products, staff), then the head row.
+//! Lock order everywhere: generation rows, then the head row.
 
 use tiberius::error::Error as TdsError;
 
-use super::cache::table;
+use super::cache::ensure_generation;
 use super::{Conn, MssqlDb, RowExt};
-use crate::catalog::Resource;
 use crate::db::{DbResult, FeedEntry, Scope};
+use crate::domain::Resource;
 
 async fn invalidate(
     c: &mut Conn,
@@ -19,33 +19,28 @@ async fn invalidate(
     resource: Resource,
     item: Option<&str>,
 ) -> Result<(), TdsError> {
-    let bumped = c
-        .exec(
-            "UPDATE store_cache.generations SET generation = generation + 1
-             WHERE store_id = @P1 AND resource = @P2",
-            &[&store_id, &resource.as_str()],
-        )
-        .await?;
-    if bumped == 0 {
-        // A store created outside create_store (never in practice): start its row at 1.
-        c.exec(
-            "INSERT INTO store_cache.generations (store_id, resource, generation)
-             VALUES (@P1, @P2, 1)",
-            &[&store_id, &resource.as_str()],
-        )
-        .await?;
-    }
+    ensure_generation(c, store_id, resource).await?;
+    c.exec(
+        "UPDATE store_cache.generations SET generation = generation + 1
+         WHERE store_id = @P1 AND resource = @P2",
+        &[&store_id, &resource.as_str()],
+    )
+    .await?;
     match item {
         Some(id) => {
-            let sql = format!(
-                "DELETE FROM {} WHERE store_id = @P1 AND item_id = @P2",
-                table(resource)
-            );
-            c.exec(&sql, &[&store_id, &id]).await?
+            c.exec(
+                "DELETE FROM store_cache.items
+                 WHERE store_id = @P1 AND resource = @P2 AND item_id = @P3",
+                &[&store_id, &resource.as_str(), &id],
+            )
+            .await?
         }
         None => {
-            let sql = format!("DELETE FROM {} WHERE store_id = @P1", table(resource));
-            c.exec(&sql, &[&store_id]).await?
+            c.exec(
+                "DELETE FROM store_cache.items WHERE store_id = @P1 AND resource = @P2",
+                &[&store_id, &resource.as_str()],
+            )
+            .await?
         }
     };
     c.exec(
@@ -72,10 +67,17 @@ impl MssqlDb {
                         invalidate(c, store_id, *resource, Some(id)).await?
                     }
                     Scope::Resource(resource) => invalidate(c, store_id, *resource, None).await?,
+                    // Every generation row the store has (a fill creates its row before it
+                    // reads, so none in flight is missed), every row, every list record.
                     Scope::Store => {
-                        for resource in Resource::ALL {
-                            invalidate(c, store_id, resource, None).await?;
-                        }
+                        c.exec(
+                            "UPDATE store_cache.generations SET generation = generation + 1
+                             WHERE store_id = @P1;
+                             DELETE FROM store_cache.items WHERE store_id = @P1;
+                             DELETE FROM store_cache.lists WHERE store_id = @P1",
+                            &[&store_id],
+                        )
+                        .await?;
                     }
                 }
                 // The head row is locked last (after the generation rows, as every writer
@@ -125,7 +127,8 @@ impl MssqlDb {
                         id: r.int(0)?,
                         origin: r.int(1)?,
                         store_id: r.int(2)?,
-                        scope: Scope::from_columns(r.opt_text(3)?.as_deref(), r.opt_text(4)?),
+                        resource: r.opt_text(3)?,
+                        item: r.opt_text(4)?,
                     })
                 })
                 .collect()

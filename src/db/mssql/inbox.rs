@@ -25,7 +25,7 @@ async fn claim(c: &mut super::Conn, d: &NewDelivery) -> Result<Claim, TdsError> 
         .iter()
         .map(|r| r.int(0))
         .collect::<Result<_, _>>()?;
-    let new_status = if store_ids.is_empty() {
+    let new_status = if store_ids.is_empty() || d.ignore {
         DeliveryStatus::Ignored
     } else {
         DeliveryStatus::Processing

@@ -44,6 +44,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "006_store_analytics",
         include_str!("../../../migrations/mssql/006_store_analytics.sql"),
     ),
+    (
+        "007_declared_resources",
+        include_str!("../../../migrations/mssql/007_declared_resources.sql"),
+    ),
 ];
 
 /// How long an instance waits for another one's migrations.

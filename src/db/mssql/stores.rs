@@ -7,7 +7,6 @@ use async_trait::async_trait;
 use tiberius::Row;
 
 use super::{Conn, MssqlDb, RowExt};
-use crate::catalog::Resource;
 use crate::db::{DbResult, NewStore, StorePatch, StoreRecord, StoreRepo};
 
 const COLUMNS: &str = "id, slug, name, biz_business_id, template, theme, custom_domain, \
@@ -88,14 +87,6 @@ impl StoreRepo for MssqlDb {
                 let store = select_by_slug(c, &new.slug).await?.ok_or_else(|| {
                     tiberius::error::Error::Conversion("the new store is not readable".into())
                 })?;
-                for resource in Resource::ALL {
-                    c.exec(
-                        "INSERT INTO store_cache.generations (store_id, resource, generation)
-                         VALUES (@P1, @P2, 0)",
-                        &[&store.id, &resource.as_str()],
-                    )
-                    .await?;
-                }
                 Ok(store)
             })
         })

@@ -1,28 +1,65 @@
-//! SQLite: the catalog cache tables `store_cache_{services,products,staff}`, the list records
-//! (`store_cache_lists`) and the generations that make fills invalidation-safe.
+//! SQLite: the catalog cache `store_cache_items` (one layout for every declared resource), the
+//! list records (`store_cache_lists`) and the generations that make fills invalidation-safe.
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteDb;
-use crate::catalog::Resource;
 use crate::db::{CacheRepo, CachedItem, CachedList, DbResult, FeedEntry, Generation, Scope};
+use crate::domain::Resource;
 
-fn table(resource: Resource) -> &'static str {
-    match resource {
-        Resource::Services => "store_cache_services",
-        Resource::Products => "store_cache_products",
-        Resource::Staff => "store_cache_staff",
-    }
-}
-
-fn generation(c: &Connection, store_id: i64, resource: Resource) -> rusqlite::Result<Generation> {
+/// The pair's generation; `None` until its row exists (see [`SqliteDb::with_generation`]).
+fn generation(
+    c: &Connection,
+    store_id: i64,
+    resource: Resource,
+) -> rusqlite::Result<Option<Generation>> {
     c.prepare_cached(
         "SELECT generation FROM store_cache_generations WHERE store_id = ?1 AND resource = ?2",
     )?
     .query_row(params![store_id, resource.as_str()], |r| r.get(0))
     .optional()
-    .map(|g| g.unwrap_or(0))
+}
+
+impl SqliteDb {
+    /// Runs the read `f` in one read transaction with the pair's generation, so the rows and
+    /// the generation come from the same snapshot. A pair read for the first time gets its
+    /// generation row first (then the read is redone): a whole-store invalidation bumps the
+    /// rows that exist, and must not miss a fill that read a generation without a row.
+    async fn with_generation<T, F>(
+        &self,
+        store_id: i64,
+        resource: Resource,
+        f: F,
+    ) -> DbResult<(T, Generation)>
+    where
+        F: Fn(&Connection) -> rusqlite::Result<T> + Clone + Send + 'static,
+        T: Send + 'static,
+    {
+        loop {
+            let read = f.clone();
+            let (value, generation) = self
+                .call(move |c| {
+                    let tx = c.transaction()?;
+                    let value = read(&tx)?;
+                    let generation = generation(&tx, store_id, resource)?;
+                    tx.commit()?;
+                    Ok((value, generation))
+                })
+                .await?;
+            if let Some(generation) = generation {
+                return Ok((value, generation));
+            }
+            self.write_tx(move |tx| {
+                tx.prepare_cached(
+                    "INSERT INTO store_cache_generations (store_id, resource, generation)
+                     VALUES (?1, ?2, 0) ON CONFLICT (store_id, resource) DO NOTHING",
+                )?
+                .execute(params![store_id, resource.as_str()])
+            })
+            .await?;
+        }
+    }
 }
 
 fn invalidate(
@@ -37,20 +74,31 @@ fn invalidate(
     )?
     .execute(params![store_id, resource.as_str()])?;
     match item {
-        Some(id) => c.execute(
-            &format!(
-                "DELETE FROM {} WHERE store_id = ?1 AND item_id = ?2",
-                table(resource)
-            ),
-            params![store_id, id],
-        )?,
-        None => c.execute(
-            &format!("DELETE FROM {} WHERE store_id = ?1", table(resource)),
-            params![store_id],
-        )?,
+        Some(id) => c
+            .prepare_cached(
+                "DELETE FROM store_cache_items WHERE store_id = ?1 AND resource = ?2 AND item_id = ?3",
+            )?
+            .execute(params![store_id, resource.as_str(), id])?,
+        None => c
+            .prepare_cached("DELETE FROM store_cache_items WHERE store_id = ?1 AND resource = ?2")?
+            .execute(params![store_id, resource.as_str()])?,
     };
     c.prepare_cached("DELETE FROM store_cache_lists WHERE store_id = ?1 AND resource = ?2")?
         .execute(params![store_id, resource.as_str()])?;
+    Ok(())
+}
+
+/// A whole store: every generation row it has is bumped (a fill always creates its row before
+/// it reads, so no fill in flight is missed), and every row and list record goes.
+fn invalidate_store(c: &Connection, store_id: i64) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "UPDATE store_cache_generations SET generation = generation + 1 WHERE store_id = ?1",
+    )?
+    .execute([store_id])?;
+    c.prepare_cached("DELETE FROM store_cache_items WHERE store_id = ?1")?
+        .execute([store_id])?;
+    c.prepare_cached("DELETE FROM store_cache_lists WHERE store_id = ?1")?
+        .execute([store_id])?;
     Ok(())
 }
 
@@ -63,26 +111,19 @@ impl CacheRepo for SqliteDb {
         id: &str,
     ) -> DbResult<(Option<CachedItem>, Generation)> {
         let id = id.to_string();
-        self.call(move |c| {
-            // One read transaction: the row and the generation come from the same snapshot.
-            let tx = c.transaction()?;
-            let item = tx
-                .prepare_cached(&format!(
-                    "SELECT payload, fetched_at, expires_at FROM {}
-                     WHERE store_id = ?1 AND item_id = ?2",
-                    table(resource)
-                ))?
-                .query_row(params![store_id, id], |r| {
-                    Ok(CachedItem {
-                        payload: r.get(0)?,
-                        fetched_at_ms: r.get(1)?,
-                        expires_at_ms: r.get(2)?,
-                    })
+        self.with_generation(store_id, resource, move |tx| {
+            tx.prepare_cached(
+                "SELECT payload, fetched_at, expires_at FROM store_cache_items
+                 WHERE store_id = ?1 AND resource = ?2 AND item_id = ?3",
+            )?
+            .query_row(params![store_id, resource.as_str(), id], |r| {
+                Ok(CachedItem {
+                    payload: r.get(0)?,
+                    fetched_at_ms: r.get(1)?,
+                    expires_at_ms: r.get(2)?,
                 })
-                .optional()?;
-            let generation = generation(&tx, store_id, resource)?;
-            tx.commit()?;
-            Ok((item, generation))
+            })
+            .optional()
         })
         .await
     }
@@ -92,8 +133,7 @@ impl CacheRepo for SqliteDb {
         store_id: i64,
         resource: Resource,
     ) -> DbResult<(Option<CachedList>, Generation)> {
-        self.call(move |c| {
-            let tx = c.transaction()?;
+        self.with_generation(store_id, resource, move |tx| {
             let record: Option<(i64, i64, i64)> = tx
                 .prepare_cached(
                     "SELECT item_count, fetched_at, expires_at FROM store_cache_lists
@@ -103,16 +143,16 @@ impl CacheRepo for SqliteDb {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })
                 .optional()?;
-            let list = match record {
+            Ok(match record {
                 None => None,
                 Some((count, fetched_at_ms, expires_at_ms)) => {
                     let items: Vec<String> = tx
-                        .prepare_cached(&format!(
-                            "SELECT payload FROM {} WHERE store_id = ?1 AND list_position IS NOT NULL
+                        .prepare_cached(
+                            "SELECT payload FROM store_cache_items
+                             WHERE store_id = ?1 AND resource = ?2 AND list_position IS NOT NULL
                              ORDER BY list_position",
-                            table(resource)
-                        ))?
-                        .query_map([store_id], |r| r.get(0))?
+                        )?
+                        .query_map(params![store_id, resource.as_str()], |r| r.get(0))?
                         .collect::<rusqlite::Result<_>>()?;
                     // A list missing a row is not a complete list: treat it as absent.
                     (items.len() as i64 == count).then_some(CachedList {
@@ -121,10 +161,7 @@ impl CacheRepo for SqliteDb {
                         expires_at_ms,
                     })
                 }
-            };
-            let generation = generation(&tx, store_id, resource)?;
-            tx.commit()?;
-            Ok((list, generation))
+            })
         })
         .await
     }
@@ -139,20 +176,21 @@ impl CacheRepo for SqliteDb {
     ) -> DbResult<bool> {
         let (id, item) = (id.to_string(), item.clone());
         self.write_tx(move |tx| {
-            if generation(tx, store_id, resource)? != expected {
+            if generation(tx, store_id, resource)? != Some(expected) {
                 return Ok(false);
             }
-            tx.prepare_cached(&format!(
-                "INSERT INTO {} (store_id, item_id, payload, list_position, fetched_at, expires_at)
-                 VALUES (?1, ?2, ?3, NULL, ?4, ?5)
-                 ON CONFLICT (store_id, item_id) DO UPDATE SET
+            tx.prepare_cached(
+                "INSERT INTO store_cache_items
+                     (store_id, resource, item_id, payload, list_position, fetched_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6)
+                 ON CONFLICT (store_id, resource, item_id) DO UPDATE SET
                      payload = excluded.payload,
                      fetched_at = excluded.fetched_at,
                      expires_at = excluded.expires_at",
-                table(resource)
-            ))?
+            )?
             .execute(params![
                 store_id,
+                resource.as_str(),
                 id,
                 item.payload,
                 item.fetched_at_ms,
@@ -174,24 +212,23 @@ impl CacheRepo for SqliteDb {
     ) -> DbResult<bool> {
         let items = items.to_vec();
         self.write_tx(move |tx| {
-            if generation(tx, store_id, resource)? != expected {
+            if generation(tx, store_id, resource)? != Some(expected) {
                 return Ok(false);
             }
             // A complete list is a snapshot of the resource: rows it no longer names are gone.
-            tx.execute(
-                &format!("DELETE FROM {} WHERE store_id = ?1", table(resource)),
-                [store_id],
-            )?;
-            let mut insert = tx.prepare_cached(&format!(
-                "INSERT INTO {} (store_id, item_id, payload, list_position, fetched_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (store_id, item_id) DO UPDATE SET
+            tx.prepare_cached("DELETE FROM store_cache_items WHERE store_id = ?1 AND resource = ?2")?
+                .execute(params![store_id, resource.as_str()])?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO store_cache_items
+                     (store_id, resource, item_id, payload, list_position, fetched_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (store_id, resource, item_id) DO UPDATE SET
                      payload = excluded.payload, list_position = excluded.list_position",
-                table(resource)
-            ))?;
+            )?;
             for (position, (id, payload)) in items.iter().enumerate() {
                 insert.execute(params![
                     store_id,
+                    resource.as_str(),
                     id,
                     payload,
                     position as i64,
@@ -201,11 +238,9 @@ impl CacheRepo for SqliteDb {
             }
             // Biz may list one id twice; the record counts the rows actually kept.
             let kept: i64 = tx.query_row(
-                &format!(
-                    "SELECT COUNT(*) FROM {} WHERE store_id = ?1 AND list_position IS NOT NULL",
-                    table(resource)
-                ),
-                [store_id],
+                "SELECT COUNT(*) FROM store_cache_items
+                 WHERE store_id = ?1 AND resource = ?2 AND list_position IS NOT NULL",
+                params![store_id, resource.as_str()],
                 |r| r.get(0),
             )?;
             tx.prepare_cached(
@@ -240,9 +275,7 @@ impl CacheRepo for SqliteDb {
             match &scope {
                 Scope::Item(resource, id) => invalidate(tx, store_id, *resource, Some(id))?,
                 Scope::Resource(resource) => invalidate(tx, store_id, *resource, None)?,
-                Scope::Store => Resource::ALL
-                    .iter()
-                    .try_for_each(|r| invalidate(tx, store_id, *r, None))?,
+                Scope::Store => invalidate_store(tx, store_id)?,
             }
             let (resource, item) = scope.to_columns();
             tx.prepare_cached(
@@ -277,10 +310,8 @@ impl CacheRepo for SqliteDb {
                     id: r.get(0)?,
                     origin: r.get(1)?,
                     store_id: r.get(2)?,
-                    scope: Scope::from_columns(
-                        r.get::<_, Option<String>>(3)?.as_deref(),
-                        r.get(4)?,
-                    ),
+                    resource: r.get(3)?,
+                    item: r.get(4)?,
                 })
             })?
             .collect()
@@ -300,35 +331,25 @@ impl CacheRepo for SqliteDb {
         .await
     }
 
-    async fn cache_row_counts(&self, store_id: i64) -> DbResult<Vec<(Resource, i64)>> {
+    async fn cache_row_counts(&self, store_id: i64) -> DbResult<Vec<(String, i64)>> {
         self.call(move |c| {
-            Resource::ALL
-                .iter()
-                .map(|r| {
-                    c.query_row(
-                        &format!("SELECT COUNT(*) FROM {} WHERE store_id = ?1", table(*r)),
-                        [store_id],
-                        |row| Ok((*r, row.get(0)?)),
-                    )
-                })
-                .collect()
+            c.prepare_cached(
+                "SELECT resource, COUNT(*) FROM store_cache_items WHERE store_id = ?1
+                 GROUP BY resource ORDER BY resource",
+            )?
+            .query_map([store_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect()
         })
         .await
     }
 
     async fn purge_expired_cache(&self, before_ms: i64, limit: u32) -> DbResult<u64> {
         self.write_tx(move |tx| {
-            let mut removed = 0u64;
-            for r in Resource::ALL {
-                removed += tx.execute(
-                    &format!(
-                        "DELETE FROM {t} WHERE rowid IN
-                         (SELECT rowid FROM {t} WHERE expires_at < ?1 LIMIT ?2)",
-                        t = table(r)
-                    ),
-                    params![before_ms, limit],
-                )? as u64;
-            }
+            let mut removed = tx.execute(
+                "DELETE FROM store_cache_items WHERE rowid IN
+                 (SELECT rowid FROM store_cache_items WHERE expires_at < ?1 LIMIT ?2)",
+                params![before_ms, limit],
+            )? as u64;
             removed += tx.execute(
                 "DELETE FROM store_cache_lists WHERE rowid IN
                  (SELECT rowid FROM store_cache_lists WHERE expires_at < ?1 LIMIT ?2)",

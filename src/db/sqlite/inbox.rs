@@ -21,7 +21,7 @@ fn claim(tx: &Transaction<'_>, d: &NewDelivery) -> rusqlite::Result<Claim> {
         .prepare_cached("SELECT id FROM store_config_store_settings WHERE biz_business_id = ?1")?
         .query_map([&d.business_id], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let new_status = if store_ids.is_empty() {
+    let new_status = if store_ids.is_empty() || d.ignore {
         DeliveryStatus::Ignored
     } else {
         DeliveryStatus::Processing

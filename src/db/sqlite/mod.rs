@@ -44,6 +44,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "005_invalidation_feed",
         include_str!("../../../migrations/sqlite/005_invalidation_feed.sql"),
     ),
+    (
+        "006_declared_resources",
+        include_str!("../../../migrations/sqlite/006_declared_resources.sql"),
+    ),
 ];
 
 #[derive(Clone)]
