@@ -107,6 +107,7 @@ impl ApiRouter {
 fn api_routes() -> ApiRouter {
     ApiRouter::new()
         .merge(crate::catalog::routes())
+        .merge(crate::availability::routes())
         .merge(crate::webhooks::routes())
         .merge(crate::booking::routes())
         .merge(crate::analytics::routes())

@@ -217,6 +217,7 @@ pub enum Route {
     List,
     Item,
     Bookings,
+    Availability,
 }
 
 #[derive(Clone, Debug)]
@@ -371,6 +372,7 @@ impl FakeBiz {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/biz-api/v1/bookings", post(create_booking))
+            .route("/biz-api/v1/availability", get(availability))
             .route("/biz-api/v1/{*path}", get(read))
             .fallback(|| async { error(404, "not_found", "no such route") })
             .with_state(self.clone())
@@ -650,6 +652,192 @@ async fn read(
         tokio::time::sleep(delay).await;
     }
     response
+}
+
+/// `GET /availability`: slots from the business's opening hours (in its own offset, with EU
+/// summer time when `dst` is `"eu"`), every `slot_minutes`, per staff member who performs the
+/// service, minus what is booked. Knobs as for the other routes.
+async fn availability(
+    State(fake): State<FakeBiz>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let (failure, delay) = fake.begin(Route::Availability, ("availability", None), &headers);
+    if failure != Failure::None {
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        if failure == Failure::Hang {
+            tokio::time::sleep(HANG).await;
+        }
+        if let Some(response) = failure_response(failure) {
+            return response;
+        }
+    }
+    let response = availability_answer(&fake, &query);
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    response
+}
+
+fn availability_answer(fake: &FakeBiz, query: &Option<String>) -> Response {
+    let param = |name| query_param(query, name).unwrap_or_default();
+    let (business_id, service_id) = (param("business_id"), param("service_id"));
+    let staff_id = query_param(query, "staff_id");
+    let Ok(date) = time::Date::parse(
+        &param("date"),
+        time::macros::format_description!("[year]-[month]-[day]"),
+    ) else {
+        return error(400, "invalid_date", "date must be YYYY-MM-DD");
+    };
+    let days: i64 = param("days").parse().unwrap_or(1).clamp(1, 31);
+    let state = fake.state();
+    let Some(catalog) = state.businesses.get(&business_id) else {
+        return error(404, "not_found", "unknown business_id");
+    };
+    let find = |path: &str, id: &str| catalog.items(path).iter().find(|i| item_id(i) == Some(id));
+    let Some(service) = find("services", &service_id) else {
+        return error(404, "not_found", "no such service");
+    };
+    let duration = time::Duration::minutes(service["duration_minutes"].as_i64().unwrap_or(60));
+    let performs = |m: &&Value| {
+        m["service_ids"]
+            .as_array()
+            .is_some_and(|ids| ids.contains(&json!(service_id)))
+    };
+    let mut performers: Vec<Option<String>> = catalog
+        .items("staff")
+        .iter()
+        .filter(performs)
+        .filter(|m| staff_id.is_none() || item_id(m) == staff_id.as_deref())
+        .map(|m| item_id(m).map(str::to_owned))
+        .collect();
+    if catalog.items("staff").is_empty() && staff_id.is_none() {
+        performers.push(None);
+    }
+    let hours = BusinessHours::of(&catalog.profile);
+    let mut slots = Vec::new();
+    for day in 0..days {
+        let date = date + time::Duration::days(day);
+        for (start, end) in hours.slots(date, duration) {
+            for who in &performers {
+                let taken = state.confirmed.iter().any(|b| {
+                    let same = match who {
+                        Some(staff) => b.staff_id.as_ref() == Some(staff),
+                        None => b.service_id == service_id,
+                    };
+                    b.business_id == business_id && same && b.start < end && start < b.end
+                });
+                if !taken {
+                    slots.push(json!({
+                        "start_at": start.format(&Rfc3339).unwrap_or_default(),
+                        "end_at": end.format(&Rfc3339).unwrap_or_default(),
+                        "staff_id": who,
+                    }));
+                }
+            }
+        }
+    }
+    axum::Json(json!({"data": {"slots": slots}})).into_response()
+}
+
+/// A business's week as `business.json` gives it.
+struct BusinessHours {
+    offset: time::UtcOffset,
+    eu_summer_time: bool,
+    /// Monday first: `(open, close)` minutes after midnight, `None` when closed.
+    week: [Option<(i64, i64)>; 7],
+    step: i64,
+}
+
+impl BusinessHours {
+    fn of(profile: &Value) -> Self {
+        let offset = profile["utc_offset"]
+            .as_str()
+            .and_then(|o| {
+                time::UtcOffset::parse(
+                    o,
+                    time::macros::format_description!(
+                        "[offset_hour sign:mandatory]:[offset_minute]"
+                    ),
+                )
+                .ok()
+            })
+            .unwrap_or(time::UtcOffset::UTC);
+        let minutes = |t: &Value| {
+            let (h, m) = t.as_str()?.split_once(':')?;
+            Some(h.parse::<i64>().ok()? * 60 + m.parse::<i64>().ok()?)
+        };
+        let hours = &profile["opening_hours"];
+        let default = [Some((9 * 60, 18 * 60)); 7];
+        let week = if hours.is_object() {
+            ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].map(|d| {
+                let day = &hours[d];
+                Some((minutes(&day[0])?, minutes(&day[1])?))
+            })
+        } else {
+            default
+        };
+        BusinessHours {
+            offset,
+            eu_summer_time: profile["dst"] == "eu",
+            week,
+            step: profile["slot_minutes"]
+                .as_i64()
+                .filter(|s| *s > 0)
+                .unwrap_or(30),
+        }
+    }
+
+    /// The offset in force at a local wall-clock time on `date`.
+    fn offset_at(&self, local: time::PrimitiveDateTime) -> time::UtcOffset {
+        if !self.eu_summer_time {
+            return self.offset;
+        }
+        let summer = time::UtcOffset::from_whole_seconds(self.offset.whole_seconds() + 3600)
+            .unwrap_or(self.offset);
+        let year = local.year();
+        // EU rule: from 01:00 UTC on the last Sunday of March to 01:00 UTC on the last
+        // Sunday of October.
+        let last_sunday = |month: time::Month| {
+            let mut d = time::Date::from_calendar_date(year, month, month.length(year))
+                .expect("a valid last day");
+            while d.weekday() != time::Weekday::Sunday {
+                d = d.previous_day().expect("not the first day ever");
+            }
+            d.with_hms(1, 0, 0).expect("01:00").assume_utc()
+        };
+        let candidate = local.assume_offset(summer);
+        if last_sunday(time::Month::March) <= candidate
+            && candidate < last_sunday(time::Month::October)
+        {
+            summer
+        } else {
+            self.offset
+        }
+    }
+
+    fn slots(
+        &self,
+        date: time::Date,
+        duration: time::Duration,
+    ) -> Vec<(OffsetDateTime, OffsetDateTime)> {
+        let Some((open, close)) = self.week[date.weekday().number_days_from_monday() as usize]
+        else {
+            return Vec::new();
+        };
+        let midnight = date.midnight();
+        let mut out = Vec::new();
+        let mut at = open;
+        while at * 60 + duration.whole_seconds() <= close * 60 {
+            let local = midnight + time::Duration::minutes(at);
+            let start = local.assume_offset(self.offset_at(local));
+            out.push((start, start + duration));
+            at += self.step;
+        }
+        out
+    }
 }
 
 fn read_answer(fake: &FakeBiz, resource: &str, id: Option<&str>, query: Option<&str>) -> Response {

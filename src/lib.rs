@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod analytics;
 pub mod app;
+pub mod availability;
 pub mod biz;
 pub mod booking;
 pub mod catalog;

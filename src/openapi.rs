@@ -52,6 +52,7 @@ impl Modify for Security {
         crate::catalog::store_settings,
         crate::catalog::list,
         crate::catalog::item,
+        crate::availability::availability,
         crate::webhooks::receiver::receive,
         crate::booking::handlers::create,
         crate::booking::handlers::get,

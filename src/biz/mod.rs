@@ -39,6 +39,44 @@ impl BizError {
     }
 }
 
+/// What availability is asked for (validated by the caller).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AvailabilityQuery {
+    pub service_id: String,
+    pub staff_id: Option<String>,
+    /// `YYYY-MM-DD`, the business's calendar day.
+    pub date: String,
+    pub days: u8,
+}
+
+impl AvailabilityQuery {
+    /// The cache key's id: one line per field (none may contain a newline).
+    pub fn key(&self) -> String {
+        format!(
+            "{}\n{}\n{}\n{}",
+            self.service_id,
+            self.date,
+            self.days,
+            self.staff_id.as_deref().unwrap_or("")
+        )
+    }
+
+    /// The inverse of [`AvailabilityQuery::key`].
+    pub fn from_key(key: &str) -> Option<Self> {
+        let mut parts = key.split('\n');
+        let service_id = parts.next()?.to_string();
+        let date = parts.next()?.to_string();
+        let days = parts.next()?.parse().ok()?;
+        let staff_id = Some(parts.next()?.to_string()).filter(|s| !s.is_empty());
+        Some(Self {
+            service_id,
+            staff_id,
+            date,
+            days,
+        })
+    }
+}
+
 /// One item of a list: Biz's JSON, untouched, with the id the cache keys it by.
 #[derive(Debug, Clone)]
 pub struct BizItem {
@@ -241,6 +279,37 @@ impl BizClient {
         serde_json::from_slice::<One>(&body)
             .map(|one| one.data)
             .map_err(|_| BizError::Unavailable("Biz sent an item that is not valid JSON".into()))
+    }
+
+    /// `GET /availability`: the free slots of a service (CONTRACT §7), untouched. Biz's 404
+    /// (an unknown service) is `NotFound`.
+    pub async fn availability(
+        &self,
+        business_id: &str,
+        query: &AvailabilityQuery,
+    ) -> Result<Box<RawValue>, BizError> {
+        let mut url = self.url(&["availability"]);
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("business_id", business_id)
+                .append_pair("service_id", &query.service_id)
+                .append_pair("date", &query.date)
+                .append_pair("days", &query.days.to_string());
+            if let Some(staff) = &query.staff_id {
+                q.append_pair("staff_id", staff);
+            }
+        }
+        let body = self.send("availability", self.http.get(url)).await?;
+        #[derive(Deserialize)]
+        struct Slots {
+            slots: Box<RawValue>,
+        }
+        serde_json::from_slice::<One>(&body)
+            .ok()
+            .and_then(|one| serde_json::from_str::<Slots>(one.data.get()).ok())
+            .filter(|s| s.slots.get().trim_start().starts_with('['))
+            .map(|s| s.slots)
+            .ok_or_else(|| BizError::Unavailable("Biz sent availability that is not valid".into()))
     }
 
     /// `POST /bookings` with the draft id as `Idempotency-Key`; answers Biz's `data`.

@@ -167,7 +167,7 @@ async fn catalog_item(
 /// The service's terms, if it exists, is active and (when a staff member is named) is one
 /// that staff member offers. An unknown staff id is `staff_not_eligible` too: to the client
 /// both mean "this person cannot do this service".
-async fn bookable_service(
+pub(crate) async fn bookable_service(
     state: &AppState,
     tenant: &Tenant,
     service_id: &str,
@@ -252,6 +252,8 @@ pub async fn confirm(
         return Err(not_found());
     }
     let draft = confirm::confirm(&state, &store.tenant, &id).await?;
+    // The slot is taken: no storefront may be offered it once this answer is out.
+    crate::availability::invalidate_after_confirm(&state, &store.tenant).await;
     Ok(answer(StatusCode::OK, &draft, state.clock.now_ms()))
 }
 

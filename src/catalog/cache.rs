@@ -22,7 +22,7 @@ use futures::future::{BoxFuture, Shared};
 use moka::Expiry;
 
 use super::entry::{Entry, EntryKind, ResourceSlot, item_body, list_body};
-use crate::biz::{BizClient, BizError};
+use crate::biz::{AvailabilityQuery, BizClient, BizError};
 use crate::clock::SharedClock;
 use crate::config::CacheConfig;
 use crate::db::{CachedItem, Db, DbError};
@@ -293,8 +293,11 @@ impl CatalogCache {
             ))
         };
 
-        // SQL second. Its generation guards our write of whatever Biz answers.
-        let sql = if self.sql_in_step(tenant.store_id, key.resource, &slot).await {
+        // SQL second. Its generation guards our write of whatever Biz answers. Availability
+        // lives in memory only (see the README): no SQL read, so no SQL write either.
+        let sql = if !key.resource.is_catalog() {
+            Err(DbError::Other(anyhow::anyhow!("kept in memory only")))
+        } else if self.sql_in_step(tenant.store_id, key.resource, &slot).await {
             self.read_sql(tenant.store_id, key).await
         } else {
             Err(DbError::Unavailable(anyhow::anyhow!(
@@ -337,6 +340,18 @@ impl CatalogCache {
                         .collect();
                     (body, SqlWrite::List(rows))
                 }),
+            Some(id) if !key.resource.is_catalog() => {
+                let query = AvailabilityQuery::from_key(id)
+                    .ok_or_else(|| BizError::Unavailable("a malformed availability key".into()));
+                match query {
+                    Ok(query) => inner
+                        .biz
+                        .availability(&tenant.business_id, &query)
+                        .await
+                        .map(|slots| (availability_body(&query, slots.get()), SqlWrite::None)),
+                    Err(err) => Err(err),
+                }
+            }
             Some(id) => inner
                 .biz
                 .item(&tenant.business_id, key.resource, id)
@@ -543,7 +558,30 @@ struct SqlRow {
 
 enum SqlWrite {
     List(Vec<(String, String)>),
-    Item { id: String, payload: String },
+    Item {
+        id: String,
+        payload: String,
+    },
+    /// Not kept in SQL (availability).
+    None,
+}
+
+/// `{"data":{service_id, staff_id, date, days, slots}}` around Biz's slots, untouched.
+fn availability_body(query: &AvailabilityQuery, slots: &str) -> bytes::Bytes {
+    let head = serde_json::json!({
+        "service_id": query.service_id,
+        "staff_id": query.staff_id,
+        "date": query.date,
+        "days": query.days,
+    })
+    .to_string();
+    let mut body = Vec::with_capacity(head.len() + slots.len() + 20);
+    body.extend_from_slice(b"{\"data\":");
+    body.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+    body.extend_from_slice(b",\"slots\":");
+    body.extend_from_slice(slots.as_bytes());
+    body.extend_from_slice(b"}}");
+    bytes::Bytes::from(body)
 }
 
 impl CatalogCache {
@@ -615,6 +653,7 @@ impl CatalogCache {
                 db.put_cache_item(store_id, resource, &id, &item, expected)
                     .await
             }
+            SqlWrite::None => Ok(false),
         }
     }
 }

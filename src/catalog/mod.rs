@@ -170,7 +170,7 @@ pub async fn item(
 }
 
 /// The request's `If-None-Match` alone: extracting the whole `HeaderMap` would copy it.
-pub struct IfNoneMatch(Option<HeaderValue>);
+pub struct IfNoneMatch(pub Option<HeaderValue>);
 
 impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
     type Rejection = Infallible;
@@ -188,12 +188,7 @@ fn respond(
     lookup: Result<Lookup, Unavailable>,
     if_none_match: Option<HeaderValue>,
 ) -> Result<Response> {
-    let Lookup { entry, status } =
-        lookup.map_err(|Unavailable(detail)| ApiError::UpstreamUnavailable {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            detail: format!("the catalog cannot be loaded right now ({detail})"),
-            retry_after: Some(5),
-        })?;
+    let Lookup { entry, status } = lookup.map_err(unavailable)?;
     if entry.kind == EntryKind::NotFound {
         let mut response =
             ApiError::NotFound("Biz has no item with this id".into()).into_response();
@@ -205,9 +200,18 @@ fn respond(
     Ok(answer(&entry.body, &entry.etag, status, if_none_match))
 }
 
+/// 503 `upstream_unavailable` with `Retry-After`: Biz failed and no copy may stand in.
+pub(crate) fn unavailable(Unavailable(detail): Unavailable) -> ApiError {
+    ApiError::UpstreamUnavailable {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        detail: format!("the catalog cannot be loaded right now ({detail})"),
+        retry_after: Some(5),
+    }
+}
+
 /// 200 with `body`, or 304 when the client's `If-None-Match` matches `etag`; with the
 /// catalog's headers either way.
-fn answer(
+pub(crate) fn answer(
     body: &bytes::Bytes,
     etag: &HeaderValue,
     status: CacheStatus,

@@ -280,6 +280,14 @@ async fn apply(state: &AppState, event: &WebhookEvent) -> Result<Accepted, Refus
     invalidate(state, &store_ids, &scopes)
         .await
         .map_err(Refusal::failed)?;
+    let availability = state.catalog.resources().availability();
+    if scopes.contains(&Scope::Resource(availability)) {
+        let cause = match event.topic.subject {
+            Subject::Bookings => "webhook_bookings",
+            _ => "webhook_catalog",
+        };
+        metrics::counter!("mango_availability_invalidations_total", "cause" => cause).increment(1);
+    }
     state
         .db
         .finish_delivery(&event.id, state.clock.now_ms())
