@@ -75,6 +75,7 @@ pub async fn demo(bind: &str, fixtures: &Path, database: &Path) -> anyhow::Resul
             template: "classic".into(),
             theme: r##"{"primary_color":"#f59e0b","font":"Inter"}"##.into(),
             custom_domain: None,
+            allowed_origins: Vec::new(),
             api_key_hash,
             now_ms: now,
         })

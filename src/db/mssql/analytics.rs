@@ -12,7 +12,8 @@ use tiberius::error::Error as TdsError;
 
 use super::{Conn, MssqlDb, RowExt};
 use crate::db::{
-    AnalyticsRepo, AnalyticsSummary, DbResult, Funnel, NewEvent, RecordedSession, VisitorEvents,
+    AnalyticsRepo, AnalyticsSummary, DAY_MS, DbResult, Funnel, NewEvent, RecordedSession,
+    VisitorEvents, fill_daily,
 };
 
 const INSERT_EVENT: &str = "INSERT INTO store_analytics.events
@@ -222,6 +223,24 @@ impl AnalyticsRepo for MssqlDb {
         .await
     }
 
+    async fn delete_analytics_before(&self, before_ms: i64, limit: u32) -> DbResult<u64> {
+        let limit = i64::from(limit);
+        self.run(move |c| {
+            Box::pin(async move {
+                let mut total = 0;
+                for sql in [
+                    "DELETE TOP (@P2) FROM store_analytics.events WHERE occurred_at < @P1",
+                    "DELETE TOP (@P2) FROM store_analytics.page_views WHERE viewed_at < @P1",
+                    "DELETE TOP (@P2) FROM store_analytics.sessions WHERE last_seen_at < @P1",
+                ] {
+                    total += c.exec(sql, &[&before_ms, &limit]).await?;
+                }
+                Ok(total)
+            })
+        })
+        .await
+    }
+
     async fn analytics_summary(
         &self,
         store_id: i64,
@@ -299,6 +318,29 @@ impl AnalyticsRepo for MssqlDb {
                         &range,
                     )
                     .await?;
+                // Per UTC day; BIGINT division of non-negative Unix ms floors.
+                let day_range: [&dyn ToSql; 4] = [&store_id, &from_ms, &to_ms, &DAY_MS];
+                let mut per_day = Vec::with_capacity(3);
+                for sql in [
+                    "SELECT viewed_at / @P4, COUNT_BIG(*) FROM store_analytics.page_views
+                     WHERE store_id = @P1 AND viewed_at >= @P2 AND viewed_at < @P3
+                     GROUP BY viewed_at / @P4",
+                    "SELECT occurred_at / @P4, COUNT_BIG(DISTINCT visitor_hash)
+                     FROM store_analytics.events
+                     WHERE store_id = @P1 AND occurred_at >= @P2 AND occurred_at < @P3
+                     GROUP BY occurred_at / @P4",
+                    "SELECT started_at / @P4, COUNT_BIG(*) FROM store_analytics.sessions
+                     WHERE store_id = @P1 AND started_at >= @P2 AND started_at < @P3
+                     GROUP BY started_at / @P4",
+                ] {
+                    let rows = c
+                        .rows(sql, &day_range)
+                        .await?
+                        .iter()
+                        .map(|r| Ok((r.int(0)?, r.int(1)?)))
+                        .collect::<Result<Vec<(i64, i64)>, TdsError>>()?;
+                    per_day.push(rows);
+                }
                 Ok(AnalyticsSummary {
                     page_views,
                     visitors,
@@ -309,6 +351,7 @@ impl AnalyticsRepo for MssqlDb {
                         drafts_created,
                         bookings_confirmed,
                     },
+                    daily: fill_daily(from_ms, to_ms, &per_day[0], &per_day[1], &per_day[2]),
                 })
             })
         })

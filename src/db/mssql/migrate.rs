@@ -44,6 +44,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "006_store_analytics",
         include_str!("../../../migrations/mssql/006_store_analytics.sql"),
     ),
+    (
+        "009_browser",
+        include_str!("../../../migrations/mssql/009_browser.sql"),
+    ),
 ];
 
 /// How long an instance waits for another one's migrations.

@@ -44,6 +44,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "005_invalidation_feed",
         include_str!("../../../migrations/sqlite/005_invalidation_feed.sql"),
     ),
+    (
+        "008_browser",
+        include_str!("../../../migrations/sqlite/008_browser.sql"),
+    ),
 ];
 
 #[derive(Clone)]
