@@ -116,6 +116,7 @@ pub fn route_paths() -> Vec<&'static str> {
 pub fn router(state: AppState) -> Router {
     api_routes()
         .router
+        .merge(crate::web::routes())
         // Both also answer CORS preflights (`cors`).
         .fallback(crate::cors::not_found)
         .method_not_allowed_fallback(crate::cors::method_not_allowed)

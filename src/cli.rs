@@ -57,6 +57,8 @@ pub async fn demo(bind: &str, fixtures: &Path, database: &Path) -> anyhow::Resul
         ("MANGO_BIZ_API_KEY", DEMO_BIZ_KEY.to_string()),
         ("MANGO_WEBHOOK_SECRETS", DEMO_WEBHOOK_SECRET.to_string()),
         ("MANGO_ADMIN_TOKEN", DEMO_ADMIN_TOKEN.to_string()),
+        ("MANGO_STOREFRONT", "true".to_string()),
+        ("MANGO_STOREFRONT_STORE", DEMO_SLUG.to_string()),
     ]);
     let config = Config::from_settings(&settings)?;
     let DatabaseUrl::Sqlite { .. } = &config.database else {
@@ -114,7 +116,11 @@ fn instructions(address: &str, business_id: &str, api_key: &str, webhook_key_hex
         r#"
 mango-store demo is running on {base} (fake Biz in-process, business {business_id}).
 
-Storefront (the store is chosen by X-Store-Id, or by Host: demo.mango.localhost):
+In a browser:
+  the reference storefront     {base}/
+  the merchant console         {base}/console/   (sign in with the store key below)
+
+Storefront API (the store is chosen by X-Store-Id, or by Host: demo.mango.localhost):
   curl -i {base}/api/v1/store -H 'X-Store-Id: demo'
   curl -i {base}/api/v1/services -H 'X-Store-Id: demo'          # MISS, then HIT
   curl -i {base}/api/v1/services/svc_haircut_women -H 'Host: demo.mango.localhost'

@@ -25,4 +25,5 @@ pub mod ops;
 pub mod origin;
 pub mod telemetry;
 pub mod tenant;
+pub mod web;
 pub mod webhooks;
