@@ -318,23 +318,24 @@ impl AnalyticsRepo for MssqlDb {
                         &range,
                     )
                     .await?;
-                // Per UTC day; BIGINT division of non-negative Unix ms floors.
-                let day_range: [&dyn ToSql; 4] = [&store_id, &from_ms, &to_ms, &DAY_MS];
+                // Per UTC day (86 400 000 ms = DAY_MS, written as a literal so that the SELECT
+                // and GROUP BY expressions match); BIGINT division of non-negative ms floors.
+                debug_assert_eq!(DAY_MS, 86_400_000);
                 let mut per_day = Vec::with_capacity(3);
                 for sql in [
-                    "SELECT viewed_at / @P4, COUNT_BIG(*) FROM store_analytics.page_views
+                    "SELECT viewed_at / 86400000, COUNT_BIG(*) FROM store_analytics.page_views
                      WHERE store_id = @P1 AND viewed_at >= @P2 AND viewed_at < @P3
-                     GROUP BY viewed_at / @P4",
-                    "SELECT occurred_at / @P4, COUNT_BIG(DISTINCT visitor_hash)
+                     GROUP BY viewed_at / 86400000",
+                    "SELECT occurred_at / 86400000, COUNT_BIG(DISTINCT visitor_hash)
                      FROM store_analytics.events
                      WHERE store_id = @P1 AND occurred_at >= @P2 AND occurred_at < @P3
-                     GROUP BY occurred_at / @P4",
-                    "SELECT started_at / @P4, COUNT_BIG(*) FROM store_analytics.sessions
+                     GROUP BY occurred_at / 86400000",
+                    "SELECT started_at / 86400000, COUNT_BIG(*) FROM store_analytics.sessions
                      WHERE store_id = @P1 AND started_at >= @P2 AND started_at < @P3
-                     GROUP BY started_at / @P4",
+                     GROUP BY started_at / 86400000",
                 ] {
                     let rows = c
-                        .rows(sql, &day_range)
+                        .rows(sql, &range)
                         .await?
                         .iter()
                         .map(|r| Ok((r.int(0)?, r.int(1)?)))

@@ -238,9 +238,14 @@
     }));
   }
 
-  // Page views as bars, visitors as a line, one slot per day.
+  // Page views as bars, visitors as a line, one slot per day; redrawn at a new width.
+  let drawn = null;
+  window.addEventListener("resize", () => { if (drawn) drawChart(drawn); });
   function drawChart(daily) {
-    const W = 720, H = 220, L = 36, R = 10, T = 10, B = 28;
+    drawn = daily;
+    // Drawn at the box's own width, so its labels keep their size on a phone.
+    const W = Math.max(300, Math.round($("chart").clientWidth || 720));
+    const H = W < 500 ? 200 : 240, L = 36, R = 10, T = 10, B = 28;
     const max = Math.max(4, ...daily.map((d) => Math.max(d.page_views, d.visitors)));
     const step = daily.length ? (W - L - R) / daily.length : 0;
     const y = (v) => T + (H - T - B) * (1 - v / max);
@@ -250,7 +255,7 @@
       root.append(svg("line", { class: "axis", x1: L, x2: W - R, y1: y(v), y2: y(v) }));
       root.append(svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end" }, String(v)));
     }
-    const labelEvery = Math.ceil(daily.length / 8);
+    const labelEvery = Math.ceil(daily.length / Math.max(2, Math.floor(W / 90)));
     daily.forEach((d, i) => {
       const x = L + i * step;
       const bar = svg("rect", { class: "bar-pv", x: x + step * 0.15, width: Math.max(1, step * 0.7),
