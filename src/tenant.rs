@@ -403,6 +403,51 @@ mod tests {
         assert!(cache.get(&format!("host-{}", MAX_LOOKUPS + 9)).is_some());
     }
 
+    fn store(custom_domain: Option<&str>, allowed: &[&str]) -> Store {
+        Store::new(
+            StoreRecord {
+                id: 1,
+                slug: "salon".into(),
+                name: "Salon".into(),
+                biz_business_id: "biz".into(),
+                template: "classic".into(),
+                theme: "{}".into(),
+                custom_domain: custom_domain.map(Into::into),
+                is_published: true,
+                allowed_origins: allowed.iter().map(|o| o.to_string()).collect(),
+                created_at_ms: 0,
+                updated_at_ms: 0,
+            },
+            "mango.localhost",
+        )
+    }
+
+    #[test]
+    fn origins_a_store_allows() {
+        let s = store(Some("shop.example.com"), &["https://theme.example.com"]);
+        for yes in [
+            "https://theme.example.com",
+            "HTTPS://Theme.Example.com:443",
+            "http://salon.mango.localhost:8080",
+            "https://SALON.mango.localhost",
+            "http://shop.example.com:3000",
+        ] {
+            assert!(s.allows_origin(yes), "{yes}");
+        }
+        for no in [
+            "http://theme.example.com",
+            "https://theme.example.com:8443",
+            "https://other.mango.localhost",
+            "https://example.com",
+            "ftp://shop.example.com",
+            "null",
+            "",
+        ] {
+            assert!(!s.allows_origin(no), "{no}");
+        }
+        assert!(!store(None, &[]).allows_origin("https://shop.example.com"));
+    }
+
     #[test]
     fn ports_are_ignored() {
         assert_eq!(

@@ -203,6 +203,17 @@ impl Browser {
         .await;
     }
 
+    /// Focuses the element and presses Enter on it, as a keyboard user would.
+    async fn press_enter(&self, css: &str) {
+        let id = self.find(css).await;
+        self.cmd(
+            Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": "\u{E007}" })),
+        )
+        .await;
+    }
+
     async fn type_into(&self, css: &str, text: &str) {
         let id = self.find(css).await;
         self.cmd(
@@ -283,7 +294,8 @@ async fn a_customer_browses_a_category_opens_a_service_and_books_it() {
     browser.find("a.chip[href='#/category/hair']").await;
     browser.screenshot("storefront-home-390").await;
 
-    browser.click("a.chip[href='#/category/hair']").await;
+    // By keyboard: links and buttons, no click handlers on plain elements.
+    browser.press_enter("a.chip[href='#/category/hair']").await;
     browser.wait_text("main h1", |t| t == "Hair").await;
     let shown = browser.count(".grid .card").await;
     let tags = browser
@@ -302,8 +314,13 @@ async fn a_customer_browses_a_category_opens_a_service_and_books_it() {
     assert!(!service.is_empty());
     // The staff who perform it are listed (staff?service_ids=…).
     assert!(browser.count(".staff-list .person").await >= 1);
-    browser.click("button.day[data-date]:nth-child(2)").await;
-    browser.click("button.time").await;
+    browser
+        .press_enter("button.day[data-date]:nth-child(2)")
+        .await;
+    browser.press_enter("button.time").await;
+    browser
+        .wait_text("button.time[aria-pressed='true']", |t| !t.is_empty())
+        .await;
     browser.type_into("#customer-name", "Aliya Customer").await;
     browser
         .type_into("#customer-phone", "+7 701 000 0000")
