@@ -426,6 +426,17 @@ async fn a_merchant_changes_the_name_and_colour_and_sees_the_page_views() {
     assert!(recorded, "the storefront's beacons were recorded");
     let page_views = app.sql_i64("SELECT COUNT(*) FROM store_analytics_page_views", &[]);
 
+    let delivered = app
+        .webhook(
+            "services",
+            "updated",
+            "evt_console_1",
+            BUSINESS,
+            "svc_haircut_women",
+        )
+        .await;
+    assert_eq!(delivered.status(), 200);
+
     // Sign in with the store key; the store's slug is filled in already.
     browser.goto(&app.url("/console/")).await;
     assert_eq!(
@@ -463,6 +474,37 @@ async fn a_merchant_changes_the_name_and_colour_and_sees_the_page_views() {
         .js("document.getElementById('settings').scrollIntoView()")
         .await;
     browser.screenshot("console-settings-1366").await;
+
+    // Cache statistics, purge, and the webhook just delivered.
+    assert!(browser.count("#cache-table tbody tr").await >= 3);
+    browser.click("#purge").await;
+    browser
+        .wait_text("#cache-status", |t| t == "Purged everything.")
+        .await;
+    let webhooks = browser.text("#webhooks-table tbody").await;
+    assert!(
+        webhooks.contains("services.updated") && webhooks.contains("evt_console_1"),
+        "{webhooks}"
+    );
+    browser
+        .js("document.getElementById('cache').scrollIntoView()")
+        .await;
+    browser.screenshot("console-cache-webhooks-1366").await;
+
+    // Key rotation: confirmed in a dialog, the new key shown once, the old one dead at once,
+    // and the console goes on with the new one.
+    browser.click("#rotate").await;
+    browser
+        .cmd(Method::POST, "/alert/accept", Some(json!({})))
+        .await;
+    let new_key = browser
+        .wait_text("#new-key-value", |t| t.starts_with("msk_"))
+        .await;
+    let path = format!("/admin/v1/stores/{STORE}");
+    let old = app.admin(Method::GET, &path, &app.store_key, None).await;
+    assert_eq!(old.status(), 401, "the old key stops working");
+    let new = app.admin(Method::GET, &path, &new_key, None).await;
+    assert_eq!(new.status(), 200, "the new key works");
 
     // A bad custom domain is shown next to its field.
     browser.type_into("#f-domain", "not a domain").await;
