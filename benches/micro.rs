@@ -60,6 +60,7 @@ fn cache_hit(c: &mut Criterion) {
                 template: "classic".into(),
                 theme: "{}".into(),
                 custom_domain: None,
+                allowed_origins: vec![],
                 api_key_hash: "x".into(),
                 now_ms: 0,
             })

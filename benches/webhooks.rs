@@ -127,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
             template: "classic".into(),
             theme: "{}".into(),
             custom_domain: None,
+            allowed_origins: vec![],
             api_key_hash: "bench-not-a-real-key-hash".into(),
             now_ms: now,
         })

@@ -15,7 +15,6 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::context::RequestContextLayer;
 use crate::db::Db;
-use crate::error::ApiError;
 use crate::telemetry;
 use crate::tenant::TenantResolver;
 
@@ -123,8 +122,10 @@ pub fn route_paths() -> Vec<&'static str> {
 pub fn router(state: AppState) -> Router {
     api_routes()
         .router
-        .fallback(|| async { ApiError::NotFound("no route matches this path".into()) })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .merge(crate::web::routes())
+        // Both also answer CORS preflights (`cors`).
+        .fallback(crate::cors::not_found)
+        .method_not_allowed_fallback(crate::cors::method_not_allowed)
         // One `layer` call: axum boxes every route's service once per call.
         .layer(
             tower::ServiceBuilder::new()
@@ -145,11 +146,17 @@ pub async fn serve(
         state.db.clone(),
         state.catalog.clone(),
     ));
+    // And their store-settings changes reach its store lookups.
+    let settings_feed = tokio::spawn(crate::tenant::tail_store_changes(
+        state.db.clone(),
+        state.tenants.clone(),
+    ));
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     feed.abort();
+    settings_feed.abort();
     served?;
     Ok(())
 }

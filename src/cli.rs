@@ -81,6 +81,8 @@ pub async fn demo(
         ("MANGO_BIZ_API_KEY", DEMO_BIZ_KEY.to_string()),
         ("MANGO_WEBHOOK_SECRETS", DEMO_WEBHOOK_SECRET.to_string()),
         ("MANGO_ADMIN_TOKEN", DEMO_ADMIN_TOKEN.to_string()),
+        ("MANGO_STOREFRONT", "true".to_string()),
+        ("MANGO_STOREFRONT_STORE", DEMO_SLUG.to_string()),
     ] {
         settings.set(key, value);
     }
@@ -104,6 +106,7 @@ pub async fn demo(
             template: "classic".into(),
             theme: r##"{"primary_color":"#f59e0b","font":"Inter"}"##.into(),
             custom_domain: None,
+            allowed_origins: Vec::new(),
             api_key_hash,
             now_ms: now,
         })
@@ -189,7 +192,11 @@ fn instructions(d: &Demo<'_>) -> String {
         r#"
 mango-store demo is running on {base} (fake Biz in-process, business {business_id}).
 
-Storefront (the store is chosen by X-Store-Id, or by Host: demo.mango.localhost):
+In a browser:
+  the reference storefront     {base}/
+  the merchant console         {base}/console/   (sign in with the store key below)
+
+Storefront API (the store is chosen by X-Store-Id, or by Host: demo.mango.localhost):
   curl -i {base}/api/v1/store -H 'X-Store-Id: demo'
 {catalog_lines}  curl -i {base}/api/v1/{resource}/{item} -H 'Host: demo.mango.localhost'   # MISS, then HIT
 List queries (answered from the one cached list):

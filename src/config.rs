@@ -317,6 +317,13 @@ pub struct Config {
     /// How long SIGTERM waits for in-flight requests.
     pub shutdown_grace: Duration,
     pub log: LogConfig,
+    /// Analytics events, page views and sessions are deleted after this many days.
+    pub analytics_retention_days: u32,
+    /// Serve the reference storefront at `/` of a store's host (CONTRACT §15).
+    pub storefront: bool,
+    /// The store whose storefront `/` shows on a host that names no store (the demo's
+    /// `http://127.0.0.1:8080/`); `MANGO_STOREFRONT_STORE`, not in the contract.
+    pub storefront_store: Option<String>,
 }
 
 impl Config {
@@ -367,6 +374,13 @@ impl Config {
         if base_domain.is_empty() {
             return Err(ConfigError::new("MANGO_BASE_DOMAIN", "must not be empty"));
         }
+        let analytics_retention_days: u32 = s.parse_or("MANGO_ANALYTICS_RETENTION_DAYS", 395)?;
+        if analytics_retention_days == 0 {
+            return Err(ConfigError::new(
+                "MANGO_ANALYTICS_RETENTION_DAYS",
+                "must be greater than 0",
+            ));
+        }
         Ok(Self {
             bind: s.parse_or("MANGO_BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             database: database_url(s)?,
@@ -392,6 +406,12 @@ impl Config {
             trust_forwarded_for: s.parse_or("MANGO_TRUST_FORWARDED_FOR", false)?,
             shutdown_grace: s.secs("MANGO_SHUTDOWN_GRACE_SECS", 25)?,
             log: LogConfig::from_settings(s)?,
+            analytics_retention_days,
+            storefront: s.parse_or("MANGO_STOREFRONT", false)?,
+            storefront_store: s
+                .get("MANGO_STOREFRONT_STORE")
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty()),
         })
     }
 }

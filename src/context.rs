@@ -19,6 +19,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -33,6 +34,12 @@ use crate::error::{ApiError, PROBLEM_JSON, problem_response};
 use crate::telemetry;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Paths under this are the storefront API, the only routes that answer CORS headers.
+pub const STOREFRONT_PREFIX: &str = "/api/v1/";
+
+const VARY_ORIGIN: HeaderValue = HeaderValue::from_static("Origin");
+const EXPOSED: HeaderValue = HeaderValue::from_static("etag, x-cache, x-request-id");
 
 /// Label for requests no route matched.
 const UNMATCHED: &str = "unmatched";
@@ -73,11 +80,20 @@ where
             .filter(|v| telemetry::is_acceptable_request_id(v.as_bytes()))
             .cloned()
             .unwrap_or_else(telemetry::new_request_id);
+        // CORS (CONTRACT §14) concerns storefront routes only, and costs nothing more than this
+        // lookup for a request without `Origin`.
+        let origin = if request.uri().path().starts_with(STOREFRONT_PREFIX) {
+            request.headers().get(header::ORIGIN).cloned()
+        } else {
+            None
+        };
         let info = Arc::new(RequestInfo {
             id: request_id,
             method: request.method().clone(),
             route: request.extensions().get::<MatchedPath>().cloned(),
             store: OnceLock::new(),
+            origin,
+            origin_allowed: AtomicBool::new(false),
         });
         let inner = {
             let _current = Current::enter(&info);
@@ -111,6 +127,10 @@ pub struct RequestInfo {
     method: Method,
     route: Option<MatchedPath>,
     store: OnceLock<Arc<str>>,
+    /// The `Origin` of a storefront request, if it sent one.
+    origin: Option<HeaderValue>,
+    /// Set once the resolved store (or a preflight) allows that origin.
+    origin_allowed: AtomicBool,
 }
 
 impl RequestInfo {
@@ -168,6 +188,20 @@ pub fn record_store(slug: &Arc<str>) {
     });
 }
 
+/// For a storefront request with an `Origin`: asks `allows` about it, and if it answers yes,
+/// the answer will carry `Access-Control-Allow-Origin` (whatever its status). Does nothing,
+/// and calls nothing, for a request without `Origin`.
+pub fn check_origin(allows: impl FnOnce(&str) -> bool) {
+    CURRENT.with(|current| {
+        if let Some(info) = &*current.borrow()
+            && let Some(origin) = &info.origin
+            && origin.to_str().is_ok_and(allows)
+        {
+            info.origin_allowed.store(true, Ordering::Relaxed);
+        }
+    });
+}
+
 impl<F> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response, Infallible>>,
@@ -202,9 +236,15 @@ impl Finish {
         let elapsed = self.started.elapsed();
         telemetry::record_request(self.info.route(), status, elapsed);
         tracing::debug!(status, elapsed_ms = elapsed.as_millis() as u64, "answered");
-        response
-            .headers_mut()
-            .insert(X_REQUEST_ID, self.info.id.clone());
+        let headers = response.headers_mut();
+        headers.insert(X_REQUEST_ID, self.info.id.clone());
+        if let Some(origin) = &self.info.origin {
+            headers.append(header::VARY, VARY_ORIGIN);
+            if self.info.origin_allowed.load(Ordering::Relaxed) {
+                headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+                headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED);
+            }
+        }
         response
     }
 }

@@ -37,6 +37,12 @@ fn jobs() -> Vec<JobSpec> {
         ("prune_webhook_inbox", "0 17 * * * *", |s| {
             Box::pin(crate::webhooks::prune_inbox(s))
         }),
+        ("prune_store_changes", "0 */15 * * * *", |s| {
+            Box::pin(prune_store_changes(s))
+        }),
+        ("purge_old_analytics", "0 23 3 * * *", |s| {
+            Box::pin(purge_old_analytics(s))
+        }),
     ]
 }
 
@@ -77,6 +83,19 @@ pub async fn run_logged(name: &'static str, job: impl Future<Output = anyhow::Re
     metrics::counter!("mango_job_runs_total", "job" => name, "outcome" => outcome).increment(1);
     metrics::histogram!("mango_job_duration_seconds", "job" => name)
         .record(started.elapsed().as_secs_f64());
+}
+
+/// Store-settings changes older than an hour: every live instance has read them long ago.
+pub async fn prune_store_changes(state: AppState) -> anyhow::Result<u64> {
+    let cutoff = state.clock.now_ms() - 3_600_000;
+    in_batches(|| state.db.prune_store_changes(cutoff, BATCH)).await
+}
+
+/// Analytics events, page views and sessions older than `MANGO_ANALYTICS_RETENTION_DAYS`.
+pub async fn purge_old_analytics(state: AppState) -> anyhow::Result<u64> {
+    let keep_ms = i64::from(state.config.analytics_retention_days) * 86_400_000;
+    let cutoff = state.clock.now_ms() - keep_ms;
+    in_batches(|| state.db.delete_analytics_before(cutoff, BATCH)).await
 }
 
 /// Cache rows past their stale window can never be served again.

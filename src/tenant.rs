@@ -18,6 +18,7 @@ use crate::app::AppState;
 use crate::catalog::Tenant;
 use crate::db::{Db, StoreRecord};
 use crate::error::ApiError;
+use crate::origin;
 
 pub const X_STORE_ID: HeaderName = HeaderName::from_static("x-store-id");
 
@@ -33,21 +34,53 @@ pub struct Store {
     pub tenant: Tenant,
     /// The slug again, shared with the log context of each request for this store.
     pub slug: Arc<str>,
+    /// `SLUG.MANGO_BASE_DOMAIN`, ready for matching browser origins without allocating.
+    own_host: Box<str>,
 }
 
 impl Store {
-    pub fn new(record: StoreRecord) -> Self {
+    pub fn new(record: StoreRecord, base_domain: &str) -> Self {
         let tenant = Tenant {
             store_id: record.id,
             business_id: Arc::from(record.biz_business_id.as_str()),
         };
         let slug = Arc::from(record.slug.as_str());
+        let own_host = format!("{}.{base_domain}", record.slug).into_boxed_str();
         Self {
             record,
             tenant,
             slug,
+            own_host,
         }
     }
+
+    /// Whether a browser page on `origin` may read this store's answers (CONTRACT §14): its
+    /// own site (custom domain or `SLUG.MANGO_BASE_DOMAIN`, http or https, any port) or one of
+    /// its `allowed_origins` (stored normalised). Allocates nothing.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        let Some(parts) = origin::parse(origin) else {
+            return false;
+        };
+        parts.host.eq_ignore_ascii_case(&self.own_host)
+            || self
+                .record
+                .custom_domain
+                .as_deref()
+                .is_some_and(|d| parts.host.eq_ignore_ascii_case(d))
+            || self
+                .record
+                .allowed_origins
+                .iter()
+                .any(|allowed| origin::matches(allowed, &parts))
+    }
+}
+
+/// What a `Host` says: a store's own name under the base domain, some other domain (a custom
+/// domain, or a shared API host), or nothing usable.
+enum HostName<'a> {
+    Store(Lookup<'a>),
+    Domain(std::borrow::Cow<'a, str>),
+    Invalid,
 }
 
 /// How a request names its store, borrowed from its headers.
@@ -171,28 +204,99 @@ impl TenantResolver {
         }
         let host = headers.get(header::HOST)?.to_str().ok()?;
         let host = strip_port(host).trim_end_matches('.');
+        match self.host_lookup(host) {
+            HostName::Store(lookup) => Some(lookup),
+            HostName::Domain(domain) => Some(Lookup::Domain(domain)),
+            HostName::Invalid => None,
+        }
+    }
+
+    /// What a host name (port stripped) says about the store.
+    fn host_lookup<'h>(&self, host: &'h str) -> HostName<'h> {
         if host.is_empty() || host.len() > 253 {
-            return None;
+            return HostName::Invalid;
         }
         if let Some(slug) = host.strip_suffix(&*self.base_suffix) {
-            return is_valid_slug(slug).then_some(Lookup::Slug(slug));
+            return if is_valid_slug(slug) {
+                HostName::Store(Lookup::Slug(slug))
+            } else {
+                HostName::Invalid
+            };
         }
         let domain = if host.bytes().any(|b| b.is_ascii_uppercase()) {
             std::borrow::Cow::Owned(host.to_ascii_lowercase())
         } else {
             std::borrow::Cow::Borrowed(host)
         };
-        Some(Lookup::Domain(domain))
+        HostName::Domain(domain)
     }
 
     pub async fn resolve(&self, headers: &HeaderMap) -> Result<Arc<Store>, ApiError> {
         let lookup = self.lookup_for(headers).ok_or(ApiError::StoreNotFound)?;
+        self.resolve_lookup(lookup)
+            .await?
+            .ok_or(ApiError::StoreNotFound)
+    }
+
+    /// The store with this slug (an invalid slug is no store).
+    pub async fn resolve_slug(&self, slug: &str) -> Result<Option<Arc<Store>>, ApiError> {
+        if !is_valid_slug(slug) {
+            return Ok(None);
+        }
+        self.resolve_lookup(Lookup::Slug(slug)).await
+    }
+
+    /// Whether a preflight from `origin` is allowed (CONTRACT §14): for the store the `Host`
+    /// names; on a host that names no store (a shared API host), for some store; on a host that
+    /// looks like a store's but is none, never.
+    pub async fn preflight_allows(
+        &self,
+        headers: &HeaderMap,
+        origin: &str,
+    ) -> Result<bool, ApiError> {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| strip_port(h).trim_end_matches('.'))
+            .unwrap_or_default();
+        match self.host_lookup(host) {
+            HostName::Store(lookup) => Ok(self
+                .resolve_lookup(lookup)
+                .await?
+                .is_some_and(|store| store.allows_origin(origin))),
+            HostName::Invalid => Ok(false),
+            HostName::Domain(domain) => match self.resolve_lookup(Lookup::Domain(domain)).await? {
+                Some(store) => Ok(store.allows_origin(origin)),
+                None => self.some_store_allows(origin).await,
+            },
+        }
+    }
+
+    /// Whether any store allows `origin`: as its own site, or in its `allowed_origins`.
+    async fn some_store_allows(&self, origin: &str) -> Result<bool, ApiError> {
+        let Some(parts) = origin::parse(origin) else {
+            return Ok(false);
+        };
+        let host = parts.host.to_ascii_lowercase();
+        let own_site = match self.host_lookup(&host) {
+            HostName::Store(lookup) => self.resolve_lookup(lookup).await?,
+            HostName::Domain(domain) => self.resolve_lookup(Lookup::Domain(domain)).await?,
+            HostName::Invalid => None,
+        };
+        if own_site.is_some() {
+            return Ok(true);
+        }
+        let normalised = origin::normalise(origin).unwrap_or_default();
+        Ok(self.db.store_allowing_origin(&normalised).await?)
+    }
+
+    async fn resolve_lookup(&self, lookup: Lookup<'_>) -> Result<Option<Arc<Store>>, ApiError> {
         let (cache, key) = match &lookup {
             Lookup::Slug(slug) => (&self.by_slug, *slug),
             Lookup::Domain(domain) => (&self.by_domain, domain.as_ref()),
         };
         if let Some(found) = cache.get(key) {
-            return found.ok_or(ApiError::StoreNotFound);
+            return Ok(found);
         }
         let epoch = cache.epoch();
         let record = match &lookup {
@@ -202,9 +306,38 @@ impl TenantResolver {
         if let Some(r) = &record {
             self.learn(&r.biz_business_id, &[r.id]);
         }
-        let store = record.map(|r| Arc::new(Store::new(r)));
+        let store = record.map(|r| Arc::new(Store::new(r, &self.base_suffix[1..])));
         cache.insert(key, store.clone(), epoch);
-        store.ok_or(ApiError::StoreNotFound)
+        Ok(store)
+    }
+}
+
+/// Tails the store-settings change feed (every 200 ms) and forgets this instance's cached
+/// store lookups on any change, so settings changed on another instance are in force here
+/// within a second, not after [`LOOKUP_TTL`]. Runs until aborted.
+pub async fn tail_store_changes(db: Db, tenants: TenantResolver) {
+    let mut after = loop {
+        match db.latest_store_change().await {
+            Ok(id) => break id,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the store-settings feed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match db.store_changes_since(after, 1000).await {
+            Ok(changes) => {
+                if let Some((last, _)) = changes.last() {
+                    after = *last;
+                    tenants.clear();
+                }
+            }
+            Err(err) => tracing::debug!(error = %err, "store-settings feed unreadable"),
+        }
     }
 }
 
@@ -228,6 +361,7 @@ impl FromRequestParts<AppState> for CurrentStore {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let store = state.tenants.resolve(&parts.headers).await?;
         crate::context::record_store(&store.slug);
+        crate::context::check_origin(|origin| store.allows_origin(origin));
         Ok(Self(store))
     }
 }
@@ -267,6 +401,51 @@ mod tests {
         let len = cache.entries.read().unwrap().len();
         assert!(len <= MAX_LOOKUPS, "{len}");
         assert!(cache.get(&format!("host-{}", MAX_LOOKUPS + 9)).is_some());
+    }
+
+    fn store(custom_domain: Option<&str>, allowed: &[&str]) -> Store {
+        Store::new(
+            StoreRecord {
+                id: 1,
+                slug: "salon".into(),
+                name: "Salon".into(),
+                biz_business_id: "biz".into(),
+                template: "classic".into(),
+                theme: "{}".into(),
+                custom_domain: custom_domain.map(Into::into),
+                is_published: true,
+                allowed_origins: allowed.iter().map(|o| o.to_string()).collect(),
+                created_at_ms: 0,
+                updated_at_ms: 0,
+            },
+            "mango.localhost",
+        )
+    }
+
+    #[test]
+    fn origins_a_store_allows() {
+        let s = store(Some("shop.example.com"), &["https://theme.example.com"]);
+        for yes in [
+            "https://theme.example.com",
+            "HTTPS://Theme.Example.com:443",
+            "http://salon.mango.localhost:8080",
+            "https://SALON.mango.localhost",
+            "http://shop.example.com:3000",
+        ] {
+            assert!(s.allows_origin(yes), "{yes}");
+        }
+        for no in [
+            "http://theme.example.com",
+            "https://theme.example.com:8443",
+            "https://other.mango.localhost",
+            "https://example.com",
+            "ftp://shop.example.com",
+            "null",
+            "",
+        ] {
+            assert!(!s.allows_origin(no), "{no}");
+        }
+        assert!(!store(None, &[]).allows_origin("https://shop.example.com"));
     }
 
     #[test]

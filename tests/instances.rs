@@ -160,3 +160,65 @@ async fn two_processes_share_invalidations_and_webhook_dedupe() {
         (200, Some("duplicate"))
     );
 }
+
+#[tokio::test]
+async fn a_settings_change_on_one_process_is_in_force_on_the_other_within_a_second() {
+    let biz = mango_store::fakebiz::FakeBiz::new(BIZ_KEY);
+    biz.load_fixtures(&fixtures_dir()).unwrap();
+    let biz_url = biz.spawn().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.db");
+    let a = ServeProcess::start(&db, &biz_url, &[]).await;
+    let b = ServeProcess::start(&db, &biz_url, &[]).await;
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{}/admin/v1/stores", a.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"slug": STORE, "name": "Salon", "biz_business_id": BUSINESS}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+
+    const THEME: &str = "https://theme.example.com";
+    let store_on_b = |host: &'static str| {
+        let request = client
+            .get(format!("{}/api/v1/store", b.base))
+            .header("Host", host)
+            .header("Origin", THEME);
+        async move {
+            let response = request.send().await.unwrap();
+            let cors = header(response.headers(), "access-control-allow-origin").to_string();
+            let (status, _, body) = parts(response).await;
+            (
+                status,
+                body["data"]["name"].as_str().unwrap_or("").to_string(),
+                cors,
+            )
+        }
+    };
+    // B has both lookups cached: the store by its slug host, and nothing at the new domain.
+    assert_eq!(
+        store_on_b("salon.mango.localhost").await,
+        (200, "Salon".to_string(), String::new())
+    );
+    assert_eq!(store_on_b("shop.example.com").await.0, 404);
+
+    let changed = client
+        .patch(format!("{}/admin/v1/stores/{STORE}", a.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(
+            &json!({"name": "Renamed", "custom_domain": "shop.example.com",
+                      "allowed_origins": [THEME]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 200);
+    let in_force = eventually(Duration::from_secs(1), || async {
+        store_on_b("shop.example.com").await == (200, "Renamed".to_string(), THEME.to_string())
+            && store_on_b("salon.mango.localhost").await.2 == THEME
+    })
+    .await;
+    assert!(in_force, "B applies A's settings change within a second");
+}

@@ -81,6 +81,7 @@ fn new_store(slug: &str, domain: Option<&str>) -> NewStore {
         template: "classic".into(),
         theme: "{}".into(),
         custom_domain: domain.map(Into::into),
+        allowed_origins: vec![],
         api_key_hash: format!("{:0>64}", slug),
         now_ms: 1_800_000_000_000,
     }

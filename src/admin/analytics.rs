@@ -17,6 +17,9 @@ use crate::openapi::Problem;
 
 pub const DEFAULT_SPAN_MS: i64 = 30 * 86_400_000;
 
+/// The longest range a summary covers (its `daily` has one entry per day).
+pub const MAX_DAYS: usize = 366;
+
 #[derive(Deserialize)]
 pub struct Params {
     from: Option<String>,
@@ -79,6 +82,11 @@ pub fn range(params: &Params, now_ms: i64) -> Result<(i64, i64)> {
     if from > to.start() {
         return Err(ApiError::invalid("`from` must not be after `to`"));
     }
+    if crate::db::days_of_range(from, end).count() > MAX_DAYS {
+        return Err(ApiError::invalid(format!(
+            "the range may cover at most {MAX_DAYS} days"
+        )));
+    }
     Ok((from, end))
 }
 
@@ -88,8 +96,8 @@ pub fn range(params: &Params, now_ms: i64) -> Result<(i64, i64)> {
         ("from" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD; default 30 days ago"),
         ("to" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD (the whole day); default now")),
     responses(
-        (status = 200, description = "`{\"data\": {page_views, visitors, sessions, events: {name: count}, funnel: {service_views, drafts_created, bookings_confirmed}, from, to}}`", body = serde_json::Value),
-        (status = 400, description = "invalid_request: a bad date or from after to", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "`{\"data\": {page_views, visitors, sessions, events: {name: count}, funnel: {service_views, drafts_created, bookings_confirmed}, daily: [{date, page_views, visitors, sessions}], from, to}}`", body = serde_json::Value),
+        (status = 400, description = "invalid_request: a bad date, from after to, or more than 366 days", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "unauthorized: no or a wrong token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "store_not_found: unknown slug, or another store's key", body = Problem, content_type = "application/problem+json"),
     ))]

@@ -106,6 +106,21 @@ pub fn parse_custom_domain(raw: &str, base_domain: &str) -> Result<String, ApiEr
     Ok(host)
 }
 
+/// `allowed_origins` (CONTRACT §14): at most 20 origins `scheme://host[:port]`, answered
+/// normalised (lower-case scheme and host, default port dropped, duplicates dropped).
+pub fn parse_allowed_origins(raw: &[String]) -> Result<Vec<String>, ApiError> {
+    use crate::origin::{ListError, MAX_ALLOWED_ORIGINS, parse_list};
+    parse_list(raw).map_err(|e| match e {
+        ListError::TooMany => ApiError::invalid(format!(
+            "`allowed_origins` may list at most {MAX_ALLOWED_ORIGINS} origins"
+        )),
+        ListError::Bad(i) => ApiError::invalid(format!(
+            "`allowed_origins[{i}]` must be an origin scheme://host[:port] (http or https, \
+             no path, no trailing slash)"
+        )),
+    })
+}
+
 /// A Unix-milliseconds time as RFC 3339 (UTC).
 pub fn rfc3339(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
@@ -124,6 +139,7 @@ pub struct StoreView {
     pub theme: serde_json::Value,
     pub custom_domain: Option<String>,
     pub is_published: bool,
+    pub allowed_origins: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -138,6 +154,7 @@ impl From<StoreRecord> for StoreView {
             template: r.template,
             custom_domain: r.custom_domain,
             is_published: r.is_published,
+            allowed_origins: r.allowed_origins,
             created_at: rfc3339(r.created_at_ms),
             updated_at: rfc3339(r.updated_at_ms),
         }

@@ -9,8 +9,8 @@ use serde_json::json;
 
 use super::auth::{AdminStore, Operator, new_api_key};
 use super::settings::{
-    DEFAULT_TEMPLATE, StoreSlug, StoreView, parse_business_id, parse_custom_domain, parse_name,
-    parse_template, parse_theme,
+    DEFAULT_TEMPLATE, StoreSlug, StoreView, parse_allowed_origins, parse_business_id,
+    parse_custom_domain, parse_name, parse_template, parse_theme,
 };
 use crate::app::AppState;
 use crate::db::{NewStore, StorePatch};
@@ -26,6 +26,8 @@ pub struct CreateStore {
     template: Option<String>,
     theme: Option<serde_json::Value>,
     custom_domain: Option<String>,
+    /// CORS origins besides the store's own site (CONTRACT §14); `null` is none.
+    allowed_origins: Option<Vec<String>>,
 }
 
 /// Creates a store (operator only); its API key is in the answer, once.
@@ -56,12 +58,14 @@ pub async fn create(
             .as_deref()
             .map(|d| parse_custom_domain(d, &state.config.base_domain))
             .transpose()?,
+        allowed_origins: parse_allowed_origins(body.allowed_origins.as_deref().unwrap_or(&[]))?,
         api_key_hash,
         now_ms: state.clock.now_ms(),
     };
     let store = state.db.create_store(new).await?;
     // A host that was unknown a moment ago may be this store now.
     state.tenants.clear();
+    notify_other_instances(&state, store.id).await;
     tracing::info!(store = %store.slug, "store created");
     Ok((
         StatusCode::CREATED,
@@ -108,6 +112,9 @@ pub struct PatchStore {
     custom_domain: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     is_published: Option<Option<bool>>,
+    /// `null` or `[]` clears the list.
+    #[serde(default, deserialize_with = "present")]
+    allowed_origins: Option<Option<Vec<String>>>,
 }
 
 /// A field that may be left out but not set to `null`.
@@ -128,11 +135,12 @@ fn immutable(field: &str, sent: Option<String>, current: &str) -> Result<()> {
     }
 }
 
-/// Changes `name, template, theme, custom_domain, is_published` (send only what changes;
+/// Changes `name, template, theme, custom_domain, allowed_origins, is_published` (send only
+/// what changes; `allowed_origins: null` or `[]` clears the list;
 /// `custom_domain: null` clears it; `slug` and `biz_business_id` are immutable).
 #[utoipa::path(patch, path = "/admin/v1/stores/{slug}", tag = "admin", security(("bearer" = [])),
     params(("slug" = String, Path, description = "The store's slug")),
-    request_body(content = serde_json::Value, description = "`{name?, template?, theme?, custom_domain?, is_published?}`"),
+    request_body(content = serde_json::Value, description = "`{name?, template?, theme?, custom_domain?, allowed_origins?, is_published?}`"),
     responses(
         (status = 200, description = "`{\"data\": store}`", body = serde_json::Value),
         (status = 400, description = "invalid_request: a bad or immutable field", body = Problem, content_type = "application/problem+json"),
@@ -168,6 +176,10 @@ pub async fn update(
             .map(|d| d.map(|d| parse_custom_domain(&d, base_domain)).transpose())
             .transpose()?,
         is_published: not_null("is_published", body.is_published)?,
+        allowed_origins: body
+            .allowed_origins
+            .map(|o| parse_allowed_origins(o.as_deref().unwrap_or(&[])))
+            .transpose()?,
     };
     let changed = changed_fields(&patch);
     if changed.is_empty() {
@@ -178,9 +190,10 @@ pub async fn update(
         .update_store(&store.slug, patch, state.clock.now_ms())
         .await?
         .ok_or(ApiError::StoreNotFound)?;
-    // At once, so that a new custom domain resolves on the very next storefront request
-    // (other instances see it within the resolver's short TTL).
+    // At once, so that a new custom domain resolves on the very next storefront request; the
+    // other instances hear of it through the settings feed within a second.
     state.tenants.clear();
+    notify_other_instances(&state, updated.id).await;
     tracing::info!(store = %updated.slug, fields = %changed.join(","), "store settings changed");
     Ok(axum::Json(json!({"data": StoreView::from(updated)})))
 }
@@ -193,8 +206,21 @@ fn changed_fields(p: &StorePatch) -> Vec<&'static str> {
         ("theme", p.theme.is_some()),
         ("custom_domain", p.custom_domain.is_some()),
         ("is_published", p.is_published.is_some()),
+        ("allowed_origins", p.allowed_origins.is_some()),
     ]
     .into_iter()
     .filter_map(|(name, set)| set.then_some(name))
     .collect()
+}
+
+/// Tells the other instances that this store's settings changed. Best effort: if it fails,
+/// they still see the change when their cached lookup expires (10 s).
+async fn notify_other_instances(state: &AppState, store_id: i64) {
+    if let Err(err) = state
+        .db
+        .notify_store_changed(store_id, state.clock.now_ms())
+        .await
+    {
+        tracing::warn!(error = %err, "could not announce a settings change to other instances");
+    }
 }

@@ -4,7 +4,11 @@
 
 use std::time::Duration;
 
-use axum::extract::State;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
@@ -13,17 +17,77 @@ use super::event::parse_batch;
 use super::visitor::{ClientAddr, day_of, visitor_hash};
 use crate::app::AppState;
 use crate::db::VisitorEvents;
-use crate::error::Result;
-use crate::extract::Json;
+use crate::error::{ApiError, Result};
 use crate::openapi::Problem;
-use crate::tenant::CurrentStore;
+use crate::tenant::{Store, X_STORE_ID};
+
+/// The store of an analytics request: as for every storefront request, else (for
+/// `navigator.sendBeacon`, which cannot set headers) `?store=SLUG` when neither `X-Store-Id`
+/// nor `Host` names a store (CONTRACT §9).
+pub struct BeaconStore(pub Arc<Store>);
+
+#[derive(serde::Deserialize)]
+struct StoreParam {
+    store: Option<String>,
+}
+
+impl FromRequestParts<AppState> for BeaconStore {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let store = match state.tenants.resolve(&parts.headers).await {
+            Ok(store) => store,
+            Err(ApiError::StoreNotFound) if !parts.headers.contains_key(X_STORE_ID) => {
+                let slug = axum::extract::Query::<StoreParam>::try_from_uri(&parts.uri)
+                    .ok()
+                    .and_then(|q| q.0.store)
+                    .ok_or(ApiError::StoreNotFound)?;
+                state
+                    .tenants
+                    .resolve_slug(&slug)
+                    .await?
+                    .ok_or(ApiError::StoreNotFound)?
+            }
+            Err(err) => return Err(err),
+        };
+        crate::context::record_store(&store.slug);
+        crate::context::check_origin(|origin| store.allows_origin(origin));
+        Ok(Self(store))
+    }
+}
+
+/// The body as JSON: `Content-Type: application/json`, or `text/plain` with any charset (what
+/// `navigator.sendBeacon` sends for a string).
+fn beacon_json(headers: &HeaderMap, body: &[u8]) -> Result<Value> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let is_json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    if !is_json && essence != "text/plain" {
+        return Err(ApiError::invalid(
+            "the request body must be JSON with `Content-Type: application/json` \
+             (or `text/plain`, as `navigator.sendBeacon` sends)",
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(format!("the body is not valid JSON: {e}")))
+}
 
 /// A session ends after this long without events.
 pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 
 /// One event or an array of at most 100: `{name, url?, referrer?, props?}`.
 #[utoipa::path(post, path = "/api/v1/analytics/events", tag = "analytics",
-    params(crate::catalog::StoreHeaders),
+    params(crate::catalog::StoreHeaders,
+        ("store" = Option<String>, Query, description = "the store's slug, for `navigator.sendBeacon`: used when neither `X-Store-Id` nor `Host` names a store")),
     request_body(content = serde_json::Value, description = "`{\"name\":\"page_view\",\"url\":\"/services\"}` or an array of up to 100"),
     responses(
         (status = 202, description = "`{\"data\": {\"accepted\": N}}`", body = serde_json::Value),
@@ -34,12 +98,12 @@ pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
     ))]
 pub async fn events(
     State(state): State<AppState>,
-    CurrentStore(store): CurrentStore,
+    BeaconStore(store): BeaconStore,
     ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
-    Json(body): Json<Value>,
+    body: Bytes,
 ) -> Result<impl IntoResponse> {
-    let events = parse_batch(body)?;
+    let events = parse_batch(beacon_json(&headers, &body)?)?;
     let accepted = events.len();
     let now_ms = state.clock.now_ms();
     let store_id = store.tenant.store_id;

@@ -69,6 +69,60 @@ pub struct AnalyticsSummary {
     /// Events per name, every name included (page views and `booking_*` too).
     pub events: BTreeMap<String, i64>,
     pub funnel: Funnel,
+    /// One entry per UTC day the range touches, zeros included, oldest first.
+    pub daily: Vec<DailyFigures>,
+}
+
+/// One UTC day of a summary.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct DailyFigures {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    pub page_views: i64,
+    /// Distinct visitor hashes among the day's events.
+    pub visitors: i64,
+    /// Sessions that started that day.
+    pub sessions: i64,
+}
+
+pub const DAY_MS: i64 = 86_400_000;
+
+/// Days (Unix ms / [`DAY_MS`]) that `[from_ms, to_ms)` touches.
+pub fn days_of_range(from_ms: i64, to_ms: i64) -> std::ops::RangeInclusive<i64> {
+    let first = from_ms.div_euclid(DAY_MS);
+    if to_ms <= from_ms {
+        #[allow(clippy::reversed_empty_ranges)]
+        return first..=first - 1;
+    }
+    first..=(to_ms - 1).div_euclid(DAY_MS)
+}
+
+/// The `daily` entries of a range from per-day counts (`(day, count)`; absent days are zero).
+pub fn fill_daily(
+    from_ms: i64,
+    to_ms: i64,
+    page_views: &[(i64, i64)],
+    visitors: &[(i64, i64)],
+    sessions: &[(i64, i64)],
+) -> Vec<DailyFigures> {
+    let of =
+        |rows: &[(i64, i64)], day: i64| rows.iter().find(|(d, _)| *d == day).map_or(0, |(_, n)| *n);
+    days_of_range(from_ms, to_ms)
+        .map(|day| DailyFigures {
+            date: date_of_day(day),
+            page_views: of(page_views, day),
+            visitors: of(visitors, day),
+            sessions: of(sessions, day),
+        })
+        .collect()
+}
+
+/// `YYYY-MM-DD` of a day number (Unix ms / [`DAY_MS`]).
+pub fn date_of_day(day: i64) -> String {
+    // Julian day 2440588 is 1970-01-01.
+    time::Date::from_julian_day((2_440_588 + day) as i32)
+        .map(|d| format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day()))
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -97,6 +151,10 @@ pub trait AnalyticsRepo {
 
     /// Deletes the salts of days before `day`, at most `limit`; answers how many.
     async fn delete_salts_before(&self, day: i64, limit: u32) -> DbResult<u64>;
+
+    /// Deletes events, page views and sessions (by last activity) older than `before_ms`, at
+    /// most `limit` rows of each table; answers how many rows went.
+    async fn delete_analytics_before(&self, before_ms: i64, limit: u32) -> DbResult<u64>;
 
     async fn analytics_summary(
         &self,

@@ -96,6 +96,8 @@ pub struct StoreRecord {
     pub theme: String,
     pub custom_domain: Option<String>,
     pub is_published: bool,
+    /// Normalised CORS origins (CONTRACT §14), besides the store's own site.
+    pub allowed_origins: Vec<String>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }
@@ -108,6 +110,7 @@ pub struct NewStore {
     pub template: String,
     pub theme: String,
     pub custom_domain: Option<String>,
+    pub allowed_origins: Vec<String>,
     /// SHA-256 hex of the store API key; the key itself is never stored.
     pub api_key_hash: String,
     pub now_ms: i64,
@@ -121,6 +124,8 @@ pub struct StorePatch {
     pub theme: Option<String>,
     pub custom_domain: Option<Option<String>>,
     pub is_published: Option<bool>,
+    /// `Some(vec![])` clears the list.
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 #[async_trait]
@@ -139,6 +144,27 @@ pub trait StoreRepo {
     ) -> DbResult<Option<StoreRecord>>;
     /// Replaces the store's API key hash; the old key stops working at once.
     async fn set_api_key_hash(&self, slug: &str, hash: &str, now_ms: i64) -> DbResult<bool>;
+    /// Whether any store lists this normalised origin in its `allowed_origins`.
+    async fn store_allowing_origin(&self, origin: &str) -> DbResult<bool>;
+    /// Appends a settings change to the feed the other instances tail (see
+    /// `tenant::tail_store_changes`).
+    async fn notify_store_changed(&self, store_id: i64, now_ms: i64) -> DbResult<()>;
+    /// The newest settings change's id (0 when none): where a starting instance begins tailing.
+    async fn latest_store_change(&self) -> DbResult<i64>;
+    /// `(id, store_id)` of the settings changes after `after_id`, oldest first, at most `limit`.
+    async fn store_changes_since(&self, after_id: i64, limit: u32) -> DbResult<Vec<(i64, i64)>>;
+    /// Deletes settings changes recorded before `before_ms`, at most `limit`.
+    async fn prune_store_changes(&self, before_ms: i64, limit: u32) -> DbResult<u64>;
+}
+
+/// `allowed_origins` as stored: a JSON array of strings.
+pub fn origins_to_json(origins: &[String]) -> String {
+    serde_json::to_string(origins).unwrap_or_else(|_| "[]".into())
+}
+
+/// The inverse of [`origins_to_json`]; anything unreadable is no origins.
+pub fn origins_from_json(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ use tiberius::error::Error as TdsError;
 
 use super::{Conn, MssqlDb, RowExt};
 use crate::db::{
-    AnalyticsRepo, AnalyticsSummary, DbResult, Funnel, NewEvent, RecordedSession, VisitorEvents,
+    AnalyticsRepo, AnalyticsSummary, DAY_MS, DbResult, Funnel, NewEvent, RecordedSession,
+    VisitorEvents, fill_daily,
 };
 
 const INSERT_EVENT: &str = "INSERT INTO store_analytics.events
@@ -222,6 +223,24 @@ impl AnalyticsRepo for MssqlDb {
         .await
     }
 
+    async fn delete_analytics_before(&self, before_ms: i64, limit: u32) -> DbResult<u64> {
+        let limit = i64::from(limit);
+        self.run(move |c| {
+            Box::pin(async move {
+                let mut total = 0;
+                for sql in [
+                    "DELETE TOP (@P2) FROM store_analytics.events WHERE occurred_at < @P1",
+                    "DELETE TOP (@P2) FROM store_analytics.page_views WHERE viewed_at < @P1",
+                    "DELETE TOP (@P2) FROM store_analytics.sessions WHERE last_seen_at < @P1",
+                ] {
+                    total += c.exec(sql, &[&before_ms, &limit]).await?;
+                }
+                Ok(total)
+            })
+        })
+        .await
+    }
+
     async fn analytics_summary(
         &self,
         store_id: i64,
@@ -299,6 +318,30 @@ impl AnalyticsRepo for MssqlDb {
                         &range,
                     )
                     .await?;
+                // Per UTC day (86 400 000 ms = DAY_MS, written as a literal so that the SELECT
+                // and GROUP BY expressions match); BIGINT division of non-negative ms floors.
+                debug_assert_eq!(DAY_MS, 86_400_000);
+                let mut per_day = Vec::with_capacity(3);
+                for sql in [
+                    "SELECT viewed_at / 86400000, COUNT_BIG(*) FROM store_analytics.page_views
+                     WHERE store_id = @P1 AND viewed_at >= @P2 AND viewed_at < @P3
+                     GROUP BY viewed_at / 86400000",
+                    "SELECT occurred_at / 86400000, COUNT_BIG(DISTINCT visitor_hash)
+                     FROM store_analytics.events
+                     WHERE store_id = @P1 AND occurred_at >= @P2 AND occurred_at < @P3
+                     GROUP BY occurred_at / 86400000",
+                    "SELECT started_at / 86400000, COUNT_BIG(*) FROM store_analytics.sessions
+                     WHERE store_id = @P1 AND started_at >= @P2 AND started_at < @P3
+                     GROUP BY started_at / 86400000",
+                ] {
+                    let rows = c
+                        .rows(sql, &range)
+                        .await?
+                        .iter()
+                        .map(|r| Ok((r.int(0)?, r.int(1)?)))
+                        .collect::<Result<Vec<(i64, i64)>, TdsError>>()?;
+                    per_day.push(rows);
+                }
                 Ok(AnalyticsSummary {
                     page_views,
                     visitors,
@@ -309,6 +352,7 @@ impl AnalyticsRepo for MssqlDb {
                         drafts_created,
                         bookings_confirmed,
                     },
+                    daily: fill_daily(from_ms, to_ms, &per_day[0], &per_day[1], &per_day[2]),
                 })
             })
         })

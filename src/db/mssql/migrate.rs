@@ -48,6 +48,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "007_declared_resources",
         include_str!("../../../migrations/mssql/007_declared_resources.sql"),
     ),
+    (
+        "009_browser",
+        include_str!("../../../migrations/mssql/009_browser.sql"),
+    ),
 ];
 
 /// How long an instance waits for another one's migrations.

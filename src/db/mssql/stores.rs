@@ -7,10 +7,12 @@ use async_trait::async_trait;
 use tiberius::Row;
 
 use super::{Conn, MssqlDb, RowExt};
-use crate::db::{DbResult, NewStore, StorePatch, StoreRecord, StoreRepo};
+use crate::db::{
+    DbResult, NewStore, StorePatch, StoreRecord, StoreRepo, origins_from_json, origins_to_json,
+};
 
 const COLUMNS: &str = "id, slug, name, biz_business_id, template, theme, custom_domain, \
-                       is_published, created_at, updated_at";
+                       is_published, created_at, updated_at, allowed_origins";
 
 fn record(row: &Row) -> Result<StoreRecord, tiberius::error::Error> {
     Ok(StoreRecord {
@@ -24,6 +26,7 @@ fn record(row: &Row) -> Result<StoreRecord, tiberius::error::Error> {
         is_published: row.flag(7)?,
         created_at_ms: row.int(8)?,
         updated_at_ms: row.int(9)?,
+        allowed_origins: origins_from_json(&row.text(10)?),
     })
 }
 
@@ -70,8 +73,8 @@ impl StoreRepo for MssqlDb {
                 c.exec(
                     "INSERT INTO store_config.store_settings
                         (slug, name, biz_business_id, template, theme, custom_domain,
-                         is_published, api_key_hash, created_at, updated_at)
-                     VALUES (@P1, @P2, @P3, @P4, @P5, @P6, 0, @P7, @P8, @P8)",
+                         is_published, api_key_hash, created_at, updated_at, allowed_origins)
+                     VALUES (@P1, @P2, @P3, @P4, @P5, @P6, 0, @P7, @P8, @P8, @P9)",
                     &[
                         &new.slug,
                         &new.name,
@@ -81,6 +84,7 @@ impl StoreRepo for MssqlDb {
                         &new.custom_domain,
                         &new.api_key_hash,
                         &new.now_ms,
+                        &origins_to_json(&new.allowed_origins),
                     ],
                 )
                 .await?;
@@ -142,6 +146,7 @@ impl StoreRepo for MssqlDb {
                     Some(d) => (true, d),
                     None => (false, None),
                 };
+                let origins = patch.allowed_origins.as_deref().map(origins_to_json);
                 let changed = c
                     .exec(
                         "UPDATE store_config.store_settings SET
@@ -150,7 +155,8 @@ impl StoreRepo for MssqlDb {
                             theme         = COALESCE(@P4, theme),
                             custom_domain = CASE WHEN @P5 = 1 THEN @P6 ELSE custom_domain END,
                             is_published  = COALESCE(@P7, is_published),
-                            updated_at    = @P8
+                            updated_at    = @P8,
+                            allowed_origins = COALESCE(@P9, allowed_origins)
                          WHERE slug = @P1",
                         &[
                             &slug,
@@ -161,6 +167,7 @@ impl StoreRepo for MssqlDb {
                             &domain,
                             &patch.is_published,
                             &now_ms,
+                            &origins,
                         ],
                     )
                     .await?;
@@ -184,6 +191,84 @@ impl StoreRepo for MssqlDb {
                 )
                 .await
                 .map(|n| n == 1)
+            })
+        })
+        .await
+    }
+
+    async fn store_allowing_origin(&self, origin: &str) -> DbResult<bool> {
+        // Normalised origins hold no `"`, `%`, `_` or `[`, so this LIKE matches one whole array
+        // element (OPENJSON would too, but Babelfish's support of it is partial). A scan, but
+        // only for preflights on a shared host, which browsers cache.
+        let pattern = format!("%\"{origin}\"%");
+        self.run(move |c| {
+            Box::pin(async move {
+                c.scalar(
+                    "SELECT COUNT_BIG(*) FROM store_config.store_settings
+                     WHERE allowed_origins LIKE @P1",
+                    &[&pattern],
+                )
+                .await
+                .map(|n| n > 0)
+            })
+        })
+        .await
+    }
+
+    async fn notify_store_changed(&self, store_id: i64, now_ms: i64) -> DbResult<()> {
+        self.run(move |c| {
+            Box::pin(async move {
+                c.exec(
+                    "INSERT INTO store_config.changes (store_id, created_at) VALUES (@P1, @P2)",
+                    &[&store_id, &now_ms],
+                )
+                .await
+                .map(|_| ())
+            })
+        })
+        .await
+    }
+
+    async fn latest_store_change(&self) -> DbResult<i64> {
+        self.run(|c| {
+            Box::pin(async move {
+                c.scalar(
+                    "SELECT COALESCE(MAX(id), CAST(0 AS BIGINT)) FROM store_config.changes",
+                    &[],
+                )
+                .await
+            })
+        })
+        .await
+    }
+
+    async fn store_changes_since(&self, after_id: i64, limit: u32) -> DbResult<Vec<(i64, i64)>> {
+        let limit = i64::from(limit);
+        self.run(move |c| {
+            Box::pin(async move {
+                c.rows(
+                    "SELECT TOP (@P2) id, store_id FROM store_config.changes
+                     WHERE id > @P1 ORDER BY id",
+                    &[&after_id, &limit],
+                )
+                .await?
+                .iter()
+                .map(|r| Ok((r.int(0)?, r.int(1)?)))
+                .collect()
+            })
+        })
+        .await
+    }
+
+    async fn prune_store_changes(&self, before_ms: i64, limit: u32) -> DbResult<u64> {
+        let limit = i64::from(limit);
+        self.run(move |c| {
+            Box::pin(async move {
+                c.exec(
+                    "DELETE TOP (@P2) FROM store_config.changes WHERE created_at < @P1",
+                    &[&before_ms, &limit],
+                )
+                .await
             })
         })
         .await

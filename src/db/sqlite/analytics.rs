@@ -6,7 +6,8 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::SqliteDb;
 use crate::db::{
-    AnalyticsRepo, AnalyticsSummary, DbResult, Funnel, NewEvent, RecordedSession, VisitorEvents,
+    AnalyticsRepo, AnalyticsSummary, DAY_MS, DbResult, Funnel, NewEvent, RecordedSession,
+    VisitorEvents, fill_daily,
 };
 
 /// Finds the visitor's session that is still open at `now`, extends it by the batch, or starts
@@ -155,6 +156,24 @@ impl AnalyticsRepo for SqliteDb {
         .await
     }
 
+    async fn delete_analytics_before(&self, before_ms: i64, limit: u32) -> DbResult<u64> {
+        self.write_tx(move |tx| {
+            let mut total = 0;
+            for sql in [
+                "DELETE FROM store_analytics_events WHERE id IN
+                    (SELECT id FROM store_analytics_events WHERE occurred_at < ?1 LIMIT ?2)",
+                "DELETE FROM store_analytics_page_views WHERE id IN
+                    (SELECT id FROM store_analytics_page_views WHERE viewed_at < ?1 LIMIT ?2)",
+                "DELETE FROM store_analytics_sessions WHERE rowid IN
+                    (SELECT rowid FROM store_analytics_sessions WHERE last_seen_at < ?1 LIMIT ?2)",
+            ] {
+                total += tx.prepare_cached(sql)?.execute(params![before_ms, limit])? as u64;
+            }
+            Ok(total)
+        })
+        .await
+    }
+
     async fn analytics_summary(
         &self,
         store_id: i64,
@@ -223,6 +242,29 @@ impl AnalyticsRepo for SqliteDb {
                          AND d.occurred_at >= ?2 AND d.occurred_at < ?3)",
                 range,
             )?;
+            // Per UTC day; integer division of non-negative Unix ms floors.
+            let per_day = |sql: &str| -> rusqlite::Result<Vec<(i64, i64)>> {
+                tx.prepare_cached(sql)?
+                    .query_map(params![store_id, from_ms, to_ms, DAY_MS], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?
+                    .collect()
+            };
+            let daily_page_views = per_day(
+                "SELECT viewed_at / ?4, COUNT(*) FROM store_analytics_page_views
+                 WHERE store_id = ?1 AND viewed_at >= ?2 AND viewed_at < ?3
+                 GROUP BY viewed_at / ?4",
+            )?;
+            let daily_visitors = per_day(
+                "SELECT occurred_at / ?4, COUNT(DISTINCT visitor_hash) FROM store_analytics_events
+                 WHERE store_id = ?1 AND occurred_at >= ?2 AND occurred_at < ?3
+                 GROUP BY occurred_at / ?4",
+            )?;
+            let daily_sessions = per_day(
+                "SELECT started_at / ?4, COUNT(*) FROM store_analytics_sessions
+                 WHERE store_id = ?1 AND started_at >= ?2 AND started_at < ?3
+                 GROUP BY started_at / ?4",
+            )?;
             Ok(AnalyticsSummary {
                 page_views,
                 visitors,
@@ -233,6 +275,13 @@ impl AnalyticsRepo for SqliteDb {
                     drafts_created,
                     bookings_confirmed,
                 },
+                daily: fill_daily(
+                    from_ms,
+                    to_ms,
+                    &daily_page_views,
+                    &daily_visitors,
+                    &daily_sessions,
+                ),
             })
         })
         .await

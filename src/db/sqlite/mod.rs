@@ -48,6 +48,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "006_declared_resources",
         include_str!("../../../migrations/sqlite/006_declared_resources.sql"),
     ),
+    (
+        "008_browser",
+        include_str!("../../../migrations/sqlite/008_browser.sql"),
+    ),
 ];
 
 #[derive(Clone)]

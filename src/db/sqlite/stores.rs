@@ -4,10 +4,12 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::SqliteDb;
-use crate::db::{DbResult, NewStore, StorePatch, StoreRecord, StoreRepo};
+use crate::db::{
+    DbResult, NewStore, StorePatch, StoreRecord, StoreRepo, origins_from_json, origins_to_json,
+};
 
 const COLUMNS: &str = "id, slug, name, biz_business_id, template, theme, custom_domain, \
-                       is_published, created_at, updated_at";
+                       is_published, created_at, updated_at, allowed_origins";
 
 fn record(row: &Row<'_>) -> rusqlite::Result<StoreRecord> {
     Ok(StoreRecord {
@@ -21,6 +23,7 @@ fn record(row: &Row<'_>) -> rusqlite::Result<StoreRecord> {
         is_published: row.get(7)?,
         created_at_ms: row.get(8)?,
         updated_at_ms: row.get(9)?,
+        allowed_origins: origins_from_json(&row.get::<_, String>(10)?),
     })
 }
 
@@ -49,8 +52,8 @@ impl StoreRepo for SqliteDb {
                 &format!(
                     "INSERT INTO store_config_store_settings
                         (slug, name, biz_business_id, template, theme, custom_domain,
-                         is_published, api_key_hash, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?8)
+                         is_published, api_key_hash, created_at, updated_at, allowed_origins)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?8, ?9)
                      RETURNING {COLUMNS}"
                 ),
                 params![
@@ -61,7 +64,8 @@ impl StoreRepo for SqliteDb {
                     new.theme,
                     new.custom_domain,
                     new.api_key_hash,
-                    new.now_ms
+                    new.now_ms,
+                    origins_to_json(&new.allowed_origins)
                 ],
                 record,
             )
@@ -117,7 +121,8 @@ impl StoreRepo for SqliteDb {
                         theme         = COALESCE(?4, theme),
                         custom_domain = CASE WHEN ?5 THEN ?6 ELSE custom_domain END,
                         is_published  = COALESCE(?7, is_published),
-                        updated_at    = ?8
+                        updated_at    = ?8,
+                        allowed_origins = COALESCE(?9, allowed_origins)
                      WHERE slug = ?1
                      RETURNING {COLUMNS}"
                 ),
@@ -129,7 +134,8 @@ impl StoreRepo for SqliteDb {
                     set_domain,
                     domain,
                     patch.is_published,
-                    now_ms
+                    now_ms,
+                    patch.allowed_origins.as_deref().map(origins_to_json)
                 ],
                 record,
             )
@@ -147,6 +153,65 @@ impl StoreRepo for SqliteDb {
                 params![slug, hash, now_ms],
             )
             .map(|n| n == 1)
+        })
+        .await
+    }
+
+    async fn store_allowing_origin(&self, origin: &str) -> DbResult<bool> {
+        // Normalised origins hold no `"`, `%` or `_`, so this LIKE matches one whole array
+        // element. A scan, but only for preflights on a shared host, which browsers cache.
+        let pattern = format!("%\"{origin}\"%");
+        self.call(move |c| {
+            c.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM store_config_store_settings
+                                WHERE allowed_origins LIKE ?1)",
+            )?
+            .query_row([pattern], |r| r.get(0))
+        })
+        .await
+    }
+
+    async fn notify_store_changed(&self, store_id: i64, now_ms: i64) -> DbResult<()> {
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO store_config_changes (store_id, created_at) VALUES (?1, ?2)",
+                params![store_id, now_ms],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn latest_store_change(&self) -> DbResult<i64> {
+        self.call(|c| {
+            c.query_row(
+                "SELECT COALESCE(MAX(id), 0) FROM store_config_changes",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .await
+    }
+
+    async fn store_changes_since(&self, after_id: i64, limit: u32) -> DbResult<Vec<(i64, i64)>> {
+        self.call(move |c| {
+            c.prepare_cached(
+                "SELECT id, store_id FROM store_config_changes WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?
+            .query_map(params![after_id, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect()
+        })
+        .await
+    }
+
+    async fn prune_store_changes(&self, before_ms: i64, limit: u32) -> DbResult<u64> {
+        self.call(move |c| {
+            c.execute(
+                "DELETE FROM store_config_changes WHERE id IN
+                    (SELECT id FROM store_config_changes WHERE created_at < ?1 ORDER BY id LIMIT ?2)",
+                params![before_ms, limit],
+            )
+            .map(|n| n as u64)
         })
         .await
     }
