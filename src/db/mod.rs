@@ -138,6 +138,17 @@ pub trait StoreRepo {
     ) -> DbResult<Option<StoreRecord>>;
     /// Replaces the store's API key hash; the old key stops working at once.
     async fn set_api_key_hash(&self, slug: &str, hash: &str, now_ms: i64) -> DbResult<bool>;
+    /// The store's current API key hash (`None`: no such store).
+    async fn api_key_hash(&self, slug: &str) -> DbResult<Option<String>>;
+    /// Replaces the store's API key hash only if it is still `expected` (one conditional
+    /// UPDATE whose row count decides): of concurrent rotations from one key, one wins.
+    async fn replace_api_key_hash(
+        &self,
+        slug: &str,
+        expected: &str,
+        hash: &str,
+        now_ms: i64,
+    ) -> DbResult<bool>;
 }
 
 // ---------------------------------------------------------------------------------------------
