@@ -10,8 +10,11 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::connections::ConnectionLimits;
 use crate::db::DatabaseUrl;
 use crate::webhooks::signature::WebhookSecret;
+
+mod limits;
 
 /// A value that must never reach a log line or an error body.
 #[derive(Clone, PartialEq, Eq)]
@@ -236,6 +239,8 @@ pub struct Config {
     /// How long SIGTERM waits for in-flight requests.
     pub shutdown_grace: Duration,
     pub log: LogConfig,
+    /// Per-connection time limits and the cap on open connections.
+    pub connections: ConnectionLimits,
 }
 
 impl Config {
@@ -308,6 +313,7 @@ impl Config {
             trust_forwarded_for: s.parse_or("MANGO_TRUST_FORWARDED_FOR", false)?,
             shutdown_grace: s.secs("MANGO_SHUTDOWN_GRACE_SECS", 25)?,
             log: LogConfig::from_settings(s)?,
+            connections: limits::connection_limits(s)?,
         })
     }
 }

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod context;
 pub mod db;
 pub mod error;
