@@ -241,6 +241,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Per-connection time limits and the cap on open connections.
     pub connections: ConnectionLimits,
+    /// How far ahead a booking draft may start (`MANGO_BOOKING_HORIZON_DAYS`).
+    pub booking_horizon: Duration,
 }
 
 impl Config {
@@ -314,6 +316,7 @@ impl Config {
             shutdown_grace: s.secs("MANGO_SHUTDOWN_GRACE_SECS", 25)?,
             log: LogConfig::from_settings(s)?,
             connections: limits::connection_limits(s)?,
+            booking_horizon: limits::booking_horizon(s)?,
         })
     }
 }

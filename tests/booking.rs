@@ -854,3 +854,30 @@ async fn a_finish_slower_than_the_stale_window_still_records_the_booking() {
         .unwrap();
     assert_eq!(read(&app, &id).await["status"], "confirmed");
 }
+
+/// Issue 17, point 8: a start the service cannot write (its UTC instant is in year 10000) or
+/// further ahead than `MANGO_BOOKING_HORIZON_DAYS` (730) is 422 `invalid_start_at`, and
+/// nothing is stored; the last day inside the horizon is fine.
+#[tokio::test]
+async fn far_future_starts_are_invalid() {
+    let app = spawn_with(Options::default().set("MANGO_BOOKING_HORIZON_DAYS", "730")).await;
+    let now = app.state.clock.now();
+    let at = |days: i64| (now + time::Duration::days(days)).format(&Rfc3339).unwrap();
+    for start in [
+        "9999-12-31T22:00:00-12:00".to_string(),
+        "9999-12-31T23:30:00Z".to_string(),
+        at(731),
+    ] {
+        let r = app
+            .post_json(DRAFTS, &haircut(&start), &[("X-Store-Id", STORE)])
+            .await;
+        let body = assert_problem(r, 422, "invalid_start_at").await;
+        assert!(
+            body["detail"].as_str().unwrap().contains("730 days"),
+            "{body}"
+        );
+    }
+    assert_eq!(drafts_stored(&app), 0);
+    let draft = create(&app, &haircut(&at(729))).await;
+    assert!(draft["end_at"].as_str().unwrap().ends_with('Z'));
+}

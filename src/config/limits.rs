@@ -47,3 +47,13 @@ pub(super) fn connection_limits(s: &Settings) -> Result<ConnectionLimits, Config
             as usize,
     })
 }
+
+/// At most 100 years, so every accepted start is an instant the service can write.
+pub(super) fn booking_horizon(s: &Settings) -> Result<Duration, ConfigError> {
+    let var = "MANGO_BOOKING_HORIZON_DAYS";
+    let days = s.positive(var, 730)?;
+    if days > 36_500 {
+        return Err(ConfigError::new(var, "must be at most 36500 (100 years)"));
+    }
+    Ok(Duration::from_secs(days * 86_400))
+}
