@@ -151,10 +151,9 @@ pub async fn serve(
         state.db.clone(),
         state.tenants.clone(),
     ));
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limits = state.config.connections.clone();
+    // Handlers read `ConnectInfo<SocketAddr>`, which `connections` inserts per request.
+    let served = crate::connections::serve(listener, router(state), limits, shutdown).await;
     feed.abort();
     settings_feed.abort();
     served?;

@@ -10,9 +10,12 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::connections::ConnectionLimits;
 use crate::db::DatabaseUrl;
 pub use crate::domain::Secret;
 use crate::domain::{ResourceDecl, Resources, WebhookSecret, check_biz_path, check_name};
+
+mod limits;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{var}: {problem}")]
@@ -324,6 +327,10 @@ pub struct Config {
     /// The store whose storefront `/` shows on a host that names no store (the demo's
     /// `http://127.0.0.1:8080/`); `MANGO_STOREFRONT_STORE`, not in the contract.
     pub storefront_store: Option<String>,
+    /// Per-connection time limits and the cap on open connections.
+    pub connections: ConnectionLimits,
+    /// How far ahead a booking draft may start (`MANGO_BOOKING_HORIZON_DAYS`).
+    pub booking_horizon: Duration,
 }
 
 impl Config {
@@ -412,6 +419,8 @@ impl Config {
                 .get("MANGO_STOREFRONT_STORE")
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty()),
+            connections: limits::connection_limits(s)?,
+            booking_horizon: limits::booking_horizon(s)?,
         })
     }
 }

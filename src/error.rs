@@ -39,7 +39,9 @@ pub enum ApiError {
         code: &'static str,
         detail: String,
     },
-    /// Biz could not answer; `retry_after` seconds is sent as `Retry-After`.
+    /// Biz could not answer; `retry_after` seconds is sent as `Retry-After`. `detail` is what
+    /// went wrong upstream (Biz's status or text, a hint about our Biz credentials): it goes
+    /// to the log only. The client is told what it can do (see [`upstream_guidance`]).
     #[error("{detail}")]
     UpstreamUnavailable {
         status: StatusCode,
@@ -149,6 +151,17 @@ pub fn problem_response(status: StatusCode, code: &str, detail: &str) -> Respons
     response
 }
 
+/// What a client can do about an upstream failure (CONTRACT §4: no internal messages).
+fn upstream_guidance(status: StatusCode) -> &'static str {
+    if status == StatusCode::BAD_GATEWAY {
+        "Biz, the back office behind this store, did not give a usable answer; nothing was \
+         changed, so the same request can be retried safely"
+    } else {
+        "Biz, the back office behind this store, cannot be reached right now and no saved \
+         copy can stand in; try again after the Retry-After delay"
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -156,6 +169,10 @@ impl IntoResponse for ApiError {
             Self::Internal(cause) => {
                 tracing::error!(error = %format!("{cause:#}"), "internal error");
                 "an internal error occurred; it has been logged".to_string()
+            }
+            Self::UpstreamUnavailable { status, detail, .. } => {
+                tracing::warn!(status = status.as_u16(), cause = %detail, "answered: upstream unavailable");
+                upstream_guidance(*status).to_string()
             }
             other => other.to_string(),
         };

@@ -29,6 +29,13 @@ impl From<JsonRejection> for ApiError {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             return ApiError::PayloadTooLarge(crate::app::BODY_LIMIT);
         }
+        if is_body_timeout(&rejection) {
+            return ApiError::other(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body did not arrive in time; send it again",
+            );
+        }
         let detail = match &rejection {
             JsonRejection::MissingJsonContentType(_) => {
                 "the request body must be JSON with `Content-Type: application/json`".to_string()
@@ -37,6 +44,18 @@ impl From<JsonRejection> for ApiError {
         };
         ApiError::InvalidRequest(shorten(detail))
     }
+}
+
+/// Whether the body stopped arriving before `MANGO_BODY_READ_TIMEOUT_SECS`.
+fn is_body_timeout(rejection: &JsonRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(err) = source {
+        if err.is::<crate::connections::BodyReadTimeout>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 #[derive(FromRequestParts)]

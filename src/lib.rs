@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod context;
 pub mod cors;
 pub mod db;

@@ -358,6 +358,64 @@ async fn a_rotated_key_replaces_the_old_one_at_once() {
     json_of(r, 200).await;
 }
 
+/// Issue 17, point 3: parallel rotations with one store key (the owner's and a leaked copy's)
+/// have one winner; every other answer is 409 `conflict` (or 401 once the winner has
+/// committed), so nobody is handed a key that is already dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_rotations_with_one_key_have_one_winner() {
+    let app = spawn_app().await;
+    let mut key = app.store_key.clone();
+    // Several rounds, since a round's requests do not always overlap.
+    for _ in 0..8 {
+        // Open connections first, so that the rotations really overlap.
+        futures::future::join_all((0..12).map(|_| app.get("/healthz"))).await;
+        let rotations =
+            (0..12).map(|_| app.admin(Method::POST, "/admin/v1/stores/salon/api-keys", &key, None));
+        let mut winners = Vec::new();
+        for response in futures::future::join_all(rotations).await {
+            let (status, _, body) = parts(response).await;
+            match status {
+                201 => winners.push(body["api_key"].as_str().unwrap().to_string()),
+                409 => assert_eq!(body["code"], "conflict", "{body}"),
+                401 => assert_eq!(body["code"], "unauthorized", "{body}"),
+                other => panic!("unexpected {other}: {body}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "one rotation wins, not {winners:?}");
+        key = winners.remove(0);
+        let r = app
+            .admin(Method::GET, "/admin/v1/stores/salon", &key, None)
+            .await;
+        json_of(r, 200).await;
+    }
+
+    // The operator's rotations are each conditional on the key they replace: any that
+    // overlapped another answers 409, and the key the last winner answered is the live one.
+    let rotations = (0..6).map(|_| {
+        app.admin(
+            Method::POST,
+            "/admin/v1/stores/salon/api-keys",
+            ADMIN_TOKEN,
+            None,
+        )
+    });
+    let mut live = 0;
+    for response in futures::future::join_all(rotations).await {
+        let (status, _, body) = parts(response).await;
+        if status == 409 {
+            assert_eq!(body["code"], "conflict", "{body}");
+            continue;
+        }
+        assert_eq!(status, 201, "{body}");
+        let key = body["api_key"].as_str().unwrap();
+        let r = app
+            .admin(Method::GET, "/admin/v1/stores/salon", key, None)
+            .await;
+        live += usize::from(r.status() == 200);
+    }
+    assert_eq!(live, 1);
+}
+
 async fn cached_read(app: &TestApp, path: &str) -> String {
     let (status, headers, body) = parts(app.get(path).await).await;
     assert_eq!(status, 200, "{path}: {body}");

@@ -807,3 +807,77 @@ async fn the_maintenance_job_expires_drafts_erases_customers_and_forgets_keys() 
     let reused = create_with(&app, &haircut("2030-05-02T10:00:00Z"), &key).await;
     assert_ne!(reused["id"], open["id"]);
 }
+
+/// Issue 17, point 4: Biz confirmed, but recording it took longer than the stale-claim window
+/// and the maintenance job released the claim meanwhile. The booking is a fact: the draft is
+/// recorded confirmed with Biz's booking and one event, and it never expires or is erased as
+/// an unconfirmed draft.
+#[tokio::test]
+async fn a_finish_slower_than_the_stale_window_still_records_the_booking() {
+    let app = spawn_app().await;
+    let draft = create(&app, &haircut("2030-05-01T10:00:00Z")).await;
+    let id = draft["id"].as_str().unwrap().to_owned();
+    let (state, clock) = (app.state.clone(), app.clock.clone());
+    // The failpoint: between Biz's answer and its recording, time passes the stale window and
+    // the job releases the claim.
+    app.state
+        .confirms
+        .set_before_finish(Some(std::sync::Arc::new(move || {
+            let (state, clock) = (state.clone(), clock.clone());
+            Box::pin(async move {
+                clock.advance(Duration::from_secs(30));
+                mango_store::booking::expire_booking_drafts(state)
+                    .await
+                    .unwrap();
+            })
+        })));
+    let (status, _, json) = parts(confirm(&app, &id).await).await;
+    app.state.confirms.set_before_finish(None);
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(json["data"]["status"], "confirmed");
+
+    let stored = read(&app, &id).await;
+    assert_eq!(stored["status"], "confirmed", "{stored}");
+    assert_eq!(stored["booking"], app.biz.created_bookings()[0]);
+    assert_eq!(app.count_events("booking_confirmed", Some(&id)), 1);
+
+    // A repeat answers the recorded booking without asking Biz again.
+    let (status, _, again) = parts(confirm(&app, &id).await).await;
+    assert_eq!(
+        (status, &again["data"]["status"]),
+        (200, &json!("confirmed"))
+    );
+    assert_eq!(app.biz.bookings().len(), 1);
+    app.clock.advance(TTL + DAY);
+    mango_store::booking::expire_booking_drafts(app.state.clone())
+        .await
+        .unwrap();
+    assert_eq!(read(&app, &id).await["status"], "confirmed");
+}
+
+/// Issue 17, point 8: a start the service cannot write (its UTC instant is in year 10000) or
+/// further ahead than `MANGO_BOOKING_HORIZON_DAYS` (730) is 422 `invalid_start_at`, and
+/// nothing is stored; the last day inside the horizon is fine.
+#[tokio::test]
+async fn far_future_starts_are_invalid() {
+    let app = spawn_with(Options::default().set("MANGO_BOOKING_HORIZON_DAYS", "730")).await;
+    let now = app.state.clock.now();
+    let at = |days: i64| (now + time::Duration::days(days)).format(&Rfc3339).unwrap();
+    for start in [
+        "9999-12-31T22:00:00-12:00".to_string(),
+        "9999-12-31T23:30:00Z".to_string(),
+        at(731),
+    ] {
+        let r = app
+            .post_json(DRAFTS, &haircut(&start), &[("X-Store-Id", STORE)])
+            .await;
+        let body = assert_problem(r, 422, "invalid_start_at").await;
+        assert!(
+            body["detail"].as_str().unwrap().contains("730 days"),
+            "{body}"
+        );
+    }
+    assert_eq!(drafts_stored(&app), 0);
+    let draft = create(&app, &haircut(&at(729))).await;
+    assert!(draft["end_at"].as_str().unwrap().ends_with('Z'));
+}

@@ -295,7 +295,9 @@ async fn a_customer_browses_a_category_opens_a_service_and_books_it() {
     browser.screenshot("storefront-home-390").await;
 
     // By keyboard: links and buttons, no click handlers on plain elements.
-    browser.press_enter("a.chip[href='#/category/cat_hair']").await;
+    browser
+        .press_enter("a.chip[href='#/category/cat_hair']")
+        .await;
     browser.wait_text("main h1", |t| t == "Hair").await;
     let shown = browser.count(".grid .card").await;
     let tags = browser

@@ -303,7 +303,7 @@ async fn biz_down_after_warm_up_serves_stale_then_gives_up_past_the_window() {
         body["detail"]
             .as_str()
             .unwrap()
-            .contains("cannot be loaded")
+            .contains("cannot be reached")
     );
 
     // Biz back: fresh again.

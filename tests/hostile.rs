@@ -116,3 +116,75 @@ async fn no_route_answers_5xx_or_a_non_problem_error_to_hostile_input() {
     // And the service is still up.
     assert_eq!(app.get("/healthz").await.status(), 200);
 }
+
+/// Issue 17, point 7: when Biz answers 401 or 500 with a body, the public problem+json says
+/// what the client can do and nothing of Biz's answer or of our Biz credentials.
+#[tokio::test]
+async fn upstream_failures_tell_the_client_nothing_internal() {
+    use mango_store::fakebiz::{Failure, Route};
+    use serde_json::json;
+
+    let app = spawn_app().await;
+    let draft = json!({
+        "service_id": "svc_haircut_women", "start_at": "2030-05-01T10:00:00Z",
+        "customer": {"name": "Aru", "phone": "+77010000000"},
+    });
+    let headers = [("X-Store-Id", STORE)];
+    let (status, _, created) = parts(
+        app.post_json("/api/v1/booking/draft", &draft, &headers)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let confirm = format!(
+        "/api/v1/booking/draft/{}/confirm",
+        created["data"]["id"].as_str().unwrap()
+    );
+    let leaks = [
+        "MANGO_",
+        "API_KEY",
+        "credential",
+        "401",
+        "500",
+        "status",
+        "injected",
+        "unauthorized",
+        BIZ_KEY,
+    ];
+    for failure in [Failure::Unauthorized, Failure::ServerError] {
+        for route in [Route::List, Route::Item, Route::Bookings] {
+            app.biz.set_failure(route, failure);
+        }
+        let answers = [
+            (app.get("/api/v1/services").await, 503),
+            (app.get("/api/v1/services/svc_haircut_men").await, 503),
+            (
+                app.post_json(
+                    "/api/v1/booking/draft",
+                    &json!({
+                        "service_id": "svc_haircut_men", "start_at": "2030-05-01T12:00:00Z",
+                        "customer": {"name": "Aru", "phone": "+77010000000"},
+                    }),
+                    &headers,
+                )
+                .await,
+                503,
+            ),
+            (app.post_json(&confirm, &json!({}), &headers).await, 502),
+        ];
+        for (response, status) in answers {
+            let body = assert_problem(response, status, "upstream_unavailable").await;
+            let detail = body["detail"].as_str().unwrap();
+            for leak in leaks {
+                assert!(
+                    !detail.to_lowercase().contains(&leak.to_lowercase()),
+                    "{failure:?}: {detail:?} contains {leak:?}"
+                );
+            }
+            assert!(
+                detail.contains("try again") || detail.contains("retried"),
+                "{detail}"
+            );
+        }
+    }
+}

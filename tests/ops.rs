@@ -141,7 +141,7 @@ async fn sigterm_drains_in_flight_requests_and_logs_are_json_without_secrets() {
     let draft: Value = client
         .post(format!("{base}/api/v1/booking/draft"))
         .header("X-Store-Id", "salon")
-        .json(&json!({"service_id": "svc_haircut_women", "start_at": "2031-03-01T10:00:00+05:00",
+        .json(&json!({"service_id": "svc_haircut_women", "start_at": "2027-03-01T10:00:00+05:00",
             "customer": {"name": "Zhanar Privatename", "phone": "+77015550123", "email": "zhanar.private@example.com"},
             "notes": "allergic to secret-note-ingredient"}))
         .send()

@@ -31,7 +31,9 @@ pub fn hash_api_key(key: &str) -> String {
 
 pub enum Caller {
     Operator,
-    Store(Box<StoreRecord>),
+    /// A store key: the store, and the hash of the key presented (what a rotation is
+    /// conditional on).
+    Store(Box<StoreRecord>, String),
 }
 
 impl Caller {
@@ -40,8 +42,8 @@ impl Caller {
     pub fn check_store(&self, slug: &str) -> Result<(), ApiError> {
         match self {
             Caller::Operator => Ok(()),
-            Caller::Store(own) if own.slug == slug => Ok(()),
-            Caller::Store(_) => Err(ApiError::StoreNotFound),
+            Caller::Store(own, _) if own.slug == slug => Ok(()),
+            Caller::Store(..) => Err(ApiError::StoreNotFound),
         }
     }
 }
@@ -65,11 +67,11 @@ impl FromRequestParts<AppState> for Caller {
         if bool::from(token.as_bytes().ct_eq(operator)) {
             return Ok(Caller::Operator);
         }
-        if token.starts_with(API_KEY_PREFIX)
-            && token.len() <= 128
-            && let Some(store) = state.db.store_by_api_key_hash(&hash_api_key(token)).await?
-        {
-            return Ok(Caller::Store(Box::new(store)));
+        if token.starts_with(API_KEY_PREFIX) && token.len() <= 128 {
+            let hash = hash_api_key(token);
+            if let Some(store) = state.db.store_by_api_key_hash(&hash).await? {
+                return Ok(Caller::Store(Box::new(store), hash));
+            }
         }
         Err(ApiError::Unauthorized)
     }
@@ -82,7 +84,7 @@ impl FromRequestParts<AppState> for Operator {
         match Caller::from_request_parts(parts, state).await? {
             Caller::Operator => Ok(Operator),
             // A store key is a valid credential, but not for operator routes.
-            Caller::Store(_) => Err(ApiError::other(
+            Caller::Store(..) => Err(ApiError::other(
                 axum::http::StatusCode::FORBIDDEN,
                 "forbidden",
                 "this route needs the operator token",
@@ -96,12 +98,29 @@ impl FromRequestParts<AppState> for Operator {
 /// store gets the same 404 as a store that does not exist, so keys cannot probe for slugs.
 pub struct AdminStore(pub StoreRecord);
 
+/// [`AdminStore`] with who asked for it: for the routes whose effect depends on the caller
+/// (a key rotation is conditional on the key the caller authenticated with).
+pub struct AdminStoreCaller {
+    pub store: StoreRecord,
+    pub caller: Caller,
+}
+
 #[derive(serde::Deserialize)]
 struct SlugParam {
     slug: String,
 }
 
 impl FromRequestParts<AppState> for AdminStore {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let AdminStoreCaller { store, .. } =
+            AdminStoreCaller::from_request_parts(parts, state).await?;
+        Ok(Self(store))
+    }
+}
+
+impl FromRequestParts<AppState> for AdminStoreCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -117,7 +136,7 @@ impl FromRequestParts<AppState> for AdminStore {
             .await?
             .ok_or(ApiError::StoreNotFound)?;
         crate::context::record_store(&std::sync::Arc::from(store.slug.as_str()));
-        Ok(Self(store))
+        Ok(Self { store, caller })
     }
 }
 

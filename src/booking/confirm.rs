@@ -3,8 +3,9 @@
 //! Three layers, each covering what the one above cannot:
 //! - **The database claim** decides. `draft → confirming` is a conditional UPDATE, so of any
 //!   number of confirms on any number of instances exactly one holds the claim; its number
-//!   (`confirm_attempts`) fences the finish, so a confirm whose claim was taken over writes
-//!   nothing — and no event.
+//!   (`confirm_attempts`) fences a release, so a confirm whose claim was taken over cannot undo
+//!   it. Biz's definite answer is recorded even when the fence moved (a slow write outlived the
+//!   stale-claim window): the booking is a fact, and its event is written once, with it.
 //! - **Biz's idempotency** makes retries harmless. The draft id is the `Idempotency-Key` and the
 //!   `external_ref`, so a retry after a timeout or a 5xx (the booking may exist) or a takeover
 //!   after a crash between claiming and hearing back gets Biz's first answer, not a second
@@ -132,9 +133,31 @@ pub struct ConfirmFlights {
 struct FlightsInner {
     flights: Mutex<HashMap<(i64, String), Flight>>,
     next_id: AtomicU64,
+    before_finish: Mutex<Option<FinishHook>>,
 }
 
+/// A failpoint for tests: awaited after Biz answered a confirm and before the answer is
+/// recorded, to stand for a slow database write (the stale-claim job may run meanwhile).
+pub type FinishHook = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
+
 impl ConfirmFlights {
+    /// Installs the test failpoint [`FinishHook`]; production code never sets one.
+    pub fn set_before_finish(&self, hook: Option<FinishHook>) {
+        *self
+            .inner
+            .before_finish
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = hook;
+    }
+
+    fn before_finish(&self) -> Option<FinishHook> {
+        self.inner
+            .before_finish
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, String), Flight>> {
         self.inner
             .flights
@@ -309,6 +332,9 @@ async fn call_biz(state: &AppState, tenant: &Tenant, draft: DraftRecord) -> Conf
     let attempt = draft.confirm_attempts;
     let body = biz_booking_body(&tenant.business_id, &draft);
     let answer = state.biz.create_booking(&draft.id, &body).await;
+    if let Some(hook) = state.confirms.before_finish() {
+        hook().await;
+    }
     let now_ms = state.clock.now_ms();
     let confirmed = |booking: Value| {
         let text = booking.to_string();
@@ -362,12 +388,14 @@ async fn call_biz(state: &AppState, tenant: &Tenant, draft: DraftRecord) -> Conf
         .finish_confirm(tenant.store_id, &draft.id, attempt, finish, now_ms)
         .await
     {
+        // What the database holds: Biz's answer as recorded by this finish, even if the claim
+        // was released or taken over meanwhile, or the same answer recorded first by a
+        // takeover (Biz replays it for the same idempotency key).
         Ok(Some(recorded)) => match recorded.status {
             DraftStatus::Confirmed => Ok(recorded),
-            _ => Err(failure_of(&recorded)),
+            DraftStatus::Failed => Err(failure_of(&recorded)),
+            _ => ours,
         },
-        // Taken over while we waited on Biz: the taker records Biz's (replayed, identical)
-        // answer and its event; ours is still the truth to tell this client.
         Ok(None) => ours,
         Err(err) => {
             // The claim stays; once stale, the next confirm takes it over and Biz replays.

@@ -80,12 +80,24 @@ pub struct CheckedRequest {
     pub notes: Option<String>,
 }
 
-pub fn check_request(req: &DraftRequest, now: OffsetDateTime) -> Result<CheckedRequest, ApiError> {
+/// `horizon` is how far ahead a booking may start (`MANGO_BOOKING_HORIZON_DAYS`).
+pub fn check_request(
+    req: &DraftRequest,
+    now: OffsetDateTime,
+    horizon: std::time::Duration,
+) -> Result<CheckedRequest, ApiError> {
     let start_at = parse_start_at(&req.start_at)?;
     if start_at <= now {
         return Err(ApiError::unprocessable(
             "start_in_past",
             "start_at must be in the future",
+        ));
+    }
+    let days = horizon.as_secs() / 86_400;
+    if start_at - now > horizon || !representable(start_at) {
+        return Err(ApiError::unprocessable(
+            "invalid_start_at",
+            format!("start_at must be at most {days} days ahead"),
         ));
     }
     let customer = check_customer(&req.customer)?;
@@ -224,9 +236,18 @@ pub fn staff_offers(staff: &Value, service_id: &str) -> bool {
         .is_some_and(|ids| ids.iter().any(|id| id.as_str() == Some(service_id)))
 }
 
-/// `start + duration`, on instants.
+/// `start + duration`, on instants; `None` when the end cannot be written as RFC 3339 in UTC.
 pub fn end_at(start: OffsetDateTime, duration_minutes: i64) -> Option<OffsetDateTime> {
-    start.checked_add(TimeDuration::minutes(duration_minutes))
+    start
+        .checked_add(TimeDuration::minutes(duration_minutes))
+        .filter(|end| representable(*end))
+}
+
+/// Whether the instant can be stored and answered: RFC 3339 in UTC has four-digit years
+/// (`9999-12-31T22:00:00-12:00` is a valid input whose UTC instant is in year 10000).
+fn representable(at: OffsetDateTime) -> bool {
+    at.checked_to_offset(time::UtcOffset::UTC)
+        .is_some_and(|utc| (1..=9999).contains(&utc.year()))
 }
 
 pub fn to_ms(at: OffsetDateTime) -> i64 {

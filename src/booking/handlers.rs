@@ -91,7 +91,7 @@ pub async fn create(
     }
 
     // Checks that need nobody first, then the catalog.
-    let checked = draft::check_request(&request, state.clock.now())?;
+    let checked = draft::check_request(&request, state.clock.now(), state.config.booking_horizon)?;
     let staff_id = request.staff_id.as_deref().filter(|s| !s.is_empty());
     let service = bookable_service(&state, &store.tenant, &request.service_id, staff_id).await?;
     let end_at = draft::end_at(checked.start_at, service.duration_minutes).ok_or_else(|| {

@@ -204,8 +204,11 @@ pub trait DraftRepo {
         rules: ClaimRules,
     ) -> DbResult<ClaimOutcome>;
 
-    /// Ends the claim numbered `attempt`, writing the finish's event with it. `None` when the
-    /// claim is no longer this caller's (it was taken over): nothing was written.
+    /// Ends the claim numbered `attempt`, writing the finish's event with it. A `Released`
+    /// finish whose claim is no longer this caller's writes nothing and answers `None`. A
+    /// definite answer (`Confirmed`, `Failed`) is never lost: if the fence moved (the claim
+    /// was released as stale or taken over), it is recorded anyway while the draft has not
+    /// ended, and otherwise the draft as recorded is answered.
     async fn finish_confirm(
         &self,
         store_id: i64,

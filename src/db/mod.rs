@@ -155,6 +155,17 @@ pub trait StoreRepo {
     async fn store_changes_since(&self, after_id: i64, limit: u32) -> DbResult<Vec<(i64, i64)>>;
     /// Deletes settings changes recorded before `before_ms`, at most `limit`.
     async fn prune_store_changes(&self, before_ms: i64, limit: u32) -> DbResult<u64>;
+    /// The store's current API key hash (`None`: no such store).
+    async fn api_key_hash(&self, slug: &str) -> DbResult<Option<String>>;
+    /// Replaces the store's API key hash only if it is still `expected` (one conditional
+    /// UPDATE whose row count decides): of concurrent rotations from one key, one wins.
+    async fn replace_api_key_hash(
+        &self,
+        slug: &str,
+        expected: &str,
+        hash: &str,
+        now_ms: i64,
+    ) -> DbResult<bool>;
 }
 
 /// `allowed_origins` as stored: a JSON array of strings.

@@ -144,6 +144,8 @@ pub async fn spawn_with(options: Options) -> TestApp {
         ("MANGO_BIZ_TIMEOUT_MS", "1000".to_string()),
         ("MANGO_WEBHOOK_SECRETS", WEBHOOK_SECRET.to_string()),
         ("MANGO_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+        // The suites book fixed dates in 2030, beyond the default 730 days.
+        ("MANGO_BOOKING_HORIZON_DAYS", "3650".to_string()),
     ]);
     if let Ok(text) = std::fs::read_to_string(set.join("resources.toml")) {
         settings

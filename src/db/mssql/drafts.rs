@@ -31,7 +31,12 @@ async fn change_then_read(
     event: Option<&NewEvent>,
 ) -> Result<Option<DraftRecord>, TdsError> {
     if c.exec(sql, params).await? == 0 {
-        return Ok(None);
+        // A lost release writes nothing; a definite answer that found the draft ended (a
+        // takeover recorded the same, replayed answer first) answers what is there.
+        return match event {
+            None => Ok(None),
+            Some(_) => select_draft(c, store_id, id).await,
+        };
     }
     if let Some(event) = event {
         insert_event(c, event).await?;
@@ -180,15 +185,22 @@ impl DraftRepo for MssqlDb {
         let id = id.to_owned();
         self.tx(move |c| {
             Box::pin(async move {
-                // Applies only while the claim is still ours: a takeover bumped confirm_attempts.
+                // A release applies only while the claim is still ours: a takeover bumped
+                // confirm_attempts, and the stale-claim job may have released it.
                 const FENCE: &str = "WHERE id = @P1 AND store_id = @P2 AND status = 'confirming'
                                        AND confirm_attempts = @P3";
+                // Biz's definite answer is a fact, recorded even when the fence moved while it
+                // was on its way, as long as the draft has not ended (see the SQLite backend).
+                // @P3 (the attempt) is sent but unused there (sp_executesql allows it), so the
+                // parameter numbers stay those of the fence.
+                const OPEN: &str = "WHERE id = @P1 AND store_id = @P2
+                                      AND status IN ('draft', 'confirming', 'expired')";
                 match &finish {
                     ConfirmFinish::Confirmed { booking, event } => {
                         let sql = format!(
                             "UPDATE store_booking.drafts
                              SET status = 'confirmed', booking = @P4, claimed_at = NULL,
-                                 ended_at = @P5, updated_at = @P5 {FENCE}"
+                                 ended_at = @P5, updated_at = @P5 {OPEN}"
                         );
                         let p: [&dyn ToSql; 5] = [&id, &store_id, &attempt, booking, &now_ms];
                         change_then_read(c, store_id, &id, &sql, &p, Some(event)).await
@@ -197,7 +209,7 @@ impl DraftRepo for MssqlDb {
                         let sql = format!(
                             "UPDATE store_booking.drafts
                              SET status = 'failed', failure_code = @P4, failure_detail = @P5,
-                                 claimed_at = NULL, ended_at = @P6, updated_at = @P6 {FENCE}"
+                                 claimed_at = NULL, ended_at = @P6, updated_at = @P6 {OPEN}"
                         );
                         let p: [&dyn ToSql; 6] = [
                             &id,

@@ -260,6 +260,23 @@ impl StoreRepo for MssqlDb {
         .await
     }
 
+    async fn api_key_hash(&self, slug: &str) -> DbResult<Option<String>> {
+        let slug = slug.to_string();
+        self.run(move |c| {
+            Box::pin(async move {
+                c.row(
+                    "SELECT api_key_hash FROM store_config.store_settings WHERE slug = @P1",
+                    &[&slug],
+                )
+                .await?
+                .as_ref()
+                .map(|row| row.text(0))
+                .transpose()
+            })
+        })
+        .await
+    }
+
     async fn prune_store_changes(&self, before_ms: i64, limit: u32) -> DbResult<u64> {
         let limit = i64::from(limit);
         self.run(move |c| {
@@ -269,6 +286,31 @@ impl StoreRepo for MssqlDb {
                     &[&before_ms, &limit],
                 )
                 .await
+            })
+        })
+        .await
+    }
+
+    /// The row count of the conditional UPDATE decides (no OUTPUT, no lock hints): SQL Server
+    /// takes an update lock on the row, so of two concurrent rotations from one key the
+    /// second re-evaluates `api_key_hash = @P2` after the first commits and changes nothing.
+    async fn replace_api_key_hash(
+        &self,
+        slug: &str,
+        expected: &str,
+        hash: &str,
+        now_ms: i64,
+    ) -> DbResult<bool> {
+        let (slug, expected, hash) = (slug.to_string(), expected.to_string(), hash.to_string());
+        self.run(move |c| {
+            Box::pin(async move {
+                c.exec(
+                    "UPDATE store_config.store_settings SET api_key_hash = @P3, updated_at = @P4
+                     WHERE slug = @P1 AND api_key_hash = @P2",
+                    &[&slug, &expected, &hash, &now_ms],
+                )
+                .await
+                .map(|n| n == 1)
             })
         })
         .await

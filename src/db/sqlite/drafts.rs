@@ -237,16 +237,23 @@ impl DraftRepo for SqliteDb {
     ) -> DbResult<Option<DraftRecord>> {
         let id = id.to_owned();
         self.write_tx(move |tx| {
-            // Applies only while the claim is still ours: a takeover bumped confirm_attempts.
+            // A release applies only while the claim is still ours: a takeover bumped
+            // confirm_attempts, and the stale-claim job may have released it.
             let fence = "WHERE id = :id AND store_id = :store_id AND status = 'confirming'
                            AND confirm_attempts = :attempt";
-            let base = named_params! {":id": id, ":store_id": store_id, ":attempt": attempt};
+            // Biz's definite answer is a fact (it holds the booking, or refused it), so it is
+            // recorded even when the fence moved while the answer was on its way — released as
+            // stale, or taken over by another instance whose call Biz will answer the same —
+            // as long as the draft has not ended.
+            let open = "WHERE id = :id AND store_id = :store_id
+                          AND status IN ('draft', 'confirming', 'expired')";
+            let base = named_params! {":id": id, ":store_id": store_id};
             let (changed, event) = match &finish {
                 ConfirmFinish::Confirmed { booking, event } => {
                     let sql = format!(
                         "UPDATE store_booking_drafts
                          SET status = 'confirmed', booking = :booking, claimed_at = NULL,
-                             ended_at = :now, updated_at = :now {fence}"
+                             ended_at = :now, updated_at = :now {open}"
                     );
                     let mut params = base.to_vec();
                     params.extend(named_params! {":booking": booking, ":now": now_ms});
@@ -256,7 +263,7 @@ impl DraftRepo for SqliteDb {
                     let sql = format!(
                         "UPDATE store_booking_drafts
                          SET status = 'failed', failure_code = :code, failure_detail = :detail,
-                             claimed_at = NULL, ended_at = :now, updated_at = :now {fence}"
+                             claimed_at = NULL, ended_at = :now, updated_at = :now {open}"
                     );
                     let mut params = base.to_vec();
                     params.extend(named_params! {
@@ -270,12 +277,17 @@ impl DraftRepo for SqliteDb {
                          SET status = 'draft', claimed_at = NULL, updated_at = :now {fence}"
                     );
                     let mut params = base.to_vec();
-                    params.extend(named_params! {":now": now_ms});
+                    params.extend(named_params! {":now": now_ms, ":attempt": attempt});
                     (tx.prepare_cached(&sql)?.execute(&*params)?, None)
                 }
             };
             if changed == 0 {
-                return Ok(None);
+                // A lost release writes nothing; a definite answer that found the draft ended
+                // (a takeover recorded the same, replayed answer first) answers what is there.
+                return match event {
+                    None => Ok(None),
+                    Some(_) => select_draft(tx, store_id, &id),
+                };
             }
             if let Some(event) = event {
                 insert_event(tx, event)?;

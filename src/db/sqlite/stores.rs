@@ -193,6 +193,19 @@ impl StoreRepo for SqliteDb {
         .await
     }
 
+    async fn api_key_hash(&self, slug: &str) -> DbResult<Option<String>> {
+        let slug = slug.to_string();
+        self.call(move |c| {
+            c.query_row(
+                "SELECT api_key_hash FROM store_config_store_settings WHERE slug = ?1",
+                params![slug],
+                |row| row.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
     async fn store_changes_since(&self, after_id: i64, limit: u32) -> DbResult<Vec<(i64, i64)>> {
         self.call(move |c| {
             c.prepare_cached(
@@ -212,6 +225,25 @@ impl StoreRepo for SqliteDb {
                 params![before_ms, limit],
             )
             .map(|n| n as u64)
+        })
+        .await
+    }
+
+    async fn replace_api_key_hash(
+        &self,
+        slug: &str,
+        expected: &str,
+        hash: &str,
+        now_ms: i64,
+    ) -> DbResult<bool> {
+        let (slug, expected, hash) = (slug.to_string(), expected.to_string(), hash.to_string());
+        self.call(move |c| {
+            c.execute(
+                "UPDATE store_config_store_settings SET api_key_hash = ?3, updated_at = ?4
+                 WHERE slug = ?1 AND api_key_hash = ?2",
+                params![slug, expected, hash, now_ms],
+            )
+            .map(|n| n == 1)
         })
         .await
     }

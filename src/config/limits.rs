@@ -1,0 +1,59 @@
+//! The settings of issue 17 (hardening): what one connection, one client and one store may
+//! take. Kept beside `config.rs` so that the list of core settings stays short.
+
+use std::time::Duration;
+
+use super::{ConfigError, Settings};
+use crate::connections::ConnectionLimits;
+
+impl Settings {
+    /// Seconds, fractions allowed (`0.5`), so tests can use short limits.
+    fn fractional_secs(&self, var: &str, default: u64) -> Result<Duration, ConfigError> {
+        let secs: f64 = self.parse_or(var, default as f64)?;
+        if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+            return Err(ConfigError::new(
+                var,
+                "must be a positive number of seconds",
+            ));
+        }
+        Ok(Duration::from_secs_f64(secs))
+    }
+
+    fn positive(&self, var: &str, default: u64) -> Result<u64, ConfigError> {
+        let value: u64 = self.parse_or(var, default)?;
+        if value == 0 {
+            return Err(ConfigError::new(var, "must be greater than 0"));
+        }
+        Ok(value)
+    }
+}
+
+pub(super) fn connection_limits(s: &Settings) -> Result<ConnectionLimits, ConfigError> {
+    let default = ConnectionLimits::default();
+    Ok(ConnectionLimits {
+        header_read_timeout: s.fractional_secs(
+            "MANGO_HEADER_READ_TIMEOUT_SECS",
+            default.header_read_timeout.as_secs(),
+        )?,
+        body_read_timeout: s.fractional_secs(
+            "MANGO_BODY_READ_TIMEOUT_SECS",
+            default.body_read_timeout.as_secs(),
+        )?,
+        keep_alive_timeout: s.fractional_secs(
+            "MANGO_KEEP_ALIVE_TIMEOUT_SECS",
+            default.keep_alive_timeout.as_secs(),
+        )?,
+        max_connections: s.positive("MANGO_MAX_CONNECTIONS", default.max_connections as u64)?
+            as usize,
+    })
+}
+
+/// At most 100 years, so every accepted start is an instant the service can write.
+pub(super) fn booking_horizon(s: &Settings) -> Result<Duration, ConfigError> {
+    let var = "MANGO_BOOKING_HORIZON_DAYS";
+    let days = s.positive(var, 730)?;
+    if days > 36_500 {
+        return Err(ConfigError::new(var, "must be at most 36500 (100 years)"));
+    }
+    Ok(Duration::from_secs(days * 86_400))
+}
