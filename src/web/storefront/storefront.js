@@ -251,8 +251,20 @@
     return d.getFullYear() + "-" + String(d.getMonth() + 1).padStart(2, "0") + "-" + String(d.getDate()).padStart(2, "0");
   }
 
-  function timeLabel(d) {
-    return d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  // Times are shown as the salon's wall clock: a slot's `start_at` carries the business's own
+  // offset (§13), so its text is the time on the salon's clock, wherever the customer is.
+  // (A time from the fallback picker is the browser's own local time.)
+  function timeLabel(t) {
+    return t.wall ? t.wall.slice(11, 16) : t.start.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  }
+
+  function whenLabel(t) {
+    if (!t.wall) {
+      return t.start.toLocaleString(undefined, { weekday: "long", day: "numeric", month: "long", hour: "2-digit", minute: "2-digit" });
+    }
+    const [y, m, d] = t.wall.slice(0, 10).split("-").map(Number);
+    const day = new Date(Date.UTC(y, m - 1, d)).toLocaleDateString(undefined, { weekday: "long", day: "numeric", month: "long", timeZone: "UTC" });
+    return day + " at " + t.wall.slice(11, 16);
   }
 
   // Free times of a day: from the availability API when the server has it (§13), else every
@@ -262,7 +274,7 @@
       (staffId ? "&staff_id=" + encodeURIComponent(staffId) : "");
     try {
       const body = await api("availability?" + q);
-      return body.data.slots.map((s) => ({ start: new Date(s.start_at), staffId: s.staff_id || null }))
+      return body.data.slots.map((s) => ({ start: new Date(s.start_at), wall: s.start_at, staffId: s.staff_id || null }))
         .filter((s) => s.start > new Date());
     } catch (err) {
       if (err.status !== 404 || err.code === "service_not_found") throw err;
@@ -307,7 +319,7 @@
         }
         const buttons = times.map((t) => el("button", {
           type: "button", class: "chip time", "aria-pressed": "false", "data-start": t.start.toISOString(),
-          text: timeLabel(t.start),
+          text: timeLabel(t),
           onclick: (e) => {
             booking.time = t;
             for (const b of buttons) b.setAttribute("aria-pressed", b === e.currentTarget ? "true" : "false");
@@ -364,7 +376,7 @@
           headers: { "Content-Type": "application/json", "Idempotency-Key": crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2) },
           body: JSON.stringify(body),
         })).data;
-        viewDraft(service, draft, team);
+        viewDraft(service, draft, team, booking.time);
       } catch (err) {
         alertSlot.replaceChildren(alertBox(err.message));
         submit.disabled = false;
@@ -391,8 +403,8 @@
     ]));
   }
 
-  function viewDraft(service, draft, team) {
-    const start = new Date(draft.start_at);
+  function viewDraft(service, draft, team, slot) {
+    const when = whenLabel(slot || { start: new Date(draft.start_at) });
     const who = team.find((p) => p.id === draft.staff_id);
     const alertSlot = el("div", { "aria-live": "polite" });
     const confirm = el("button", { class: "btn", type: "button", id: "confirm", text: "Confirm booking" });
@@ -402,7 +414,7 @@
       alertSlot.replaceChildren();
       try {
         const done = (await api("booking/draft/" + encodeURIComponent(draft.id) + "/confirm", { method: "POST" })).data;
-        viewConfirmed(service, done);
+        viewConfirmed(service, done, when);
       } catch (err) {
         alertSlot.replaceChildren(alertBox(err.message));
         confirm.disabled = err.status === 409 || err.status === 410;
@@ -416,7 +428,7 @@
       el("h1", { class: "hero-title", text: "Check your booking" }),
       el("dl", { class: "summary" }, [
         el("dt", { text: "Service" }), el("dd", { text: service.name }),
-        el("dt", { text: "When" }), el("dd", { text: start.toLocaleString(undefined, { weekday: "long", day: "numeric", month: "long", hour: "2-digit", minute: "2-digit" }) }),
+        el("dt", { text: "When" }), el("dd", { text: when }),
         el("dt", { text: "With" }), el("dd", { text: who ? who.name : "Anyone available" }),
         el("dt", { text: "Price" }), el("dd", { text: money(draft.price) }),
         el("dt", { text: "Name" }), el("dd", { text: draft.customer.name }),
@@ -428,12 +440,12 @@
     confirm.focus();
   }
 
-  function viewConfirmed(service, draft) {
+  function viewConfirmed(service, draft, when) {
     const code = draft.booking && draft.booking.confirmation_code;
     show(el("section", { class: "panel", id: "confirmed" }, [
       el("p", { class: "ok", role: "status", text: "You're booked. See you soon!" }),
       el("h1", { text: service.name }),
-      el("p", { text: new Date(draft.start_at).toLocaleString(undefined, { weekday: "long", day: "numeric", month: "long", hour: "2-digit", minute: "2-digit" }) }),
+      el("p", { text: when || whenLabel({ start: new Date(draft.start_at) }) }),
       code ? el("p", { text: "Your confirmation code" }) : null,
       code ? el("p", { class: "code", id: "confirmation-code", text: code }) : null,
       el("a", { class: "btn ghost", href: "#/", text: "Back to services" }),
