@@ -324,6 +324,21 @@ impl CatalogCache {
             }
         }
 
+        // An item a fresh, complete list of its resource does not name does not exist: 404
+        // without asking Biz, so random ids cannot spend the shared Biz quota.
+        if let Some(id) = &key.id
+            && key.resource.is_catalog()
+            && self.absent_from_fresh_list(key, id, now).await
+        {
+            let until = now + inner.config.negative_ttl.as_millis() as i64;
+            let entry = make(EntryKind::NotFound, bytes::Bytes::new(), until, until);
+            self.remember(key, entry.clone()).await;
+            return Ok(Lookup {
+                entry,
+                status: CacheStatus::Hit,
+            });
+        }
+
         let (ttl, stale_window) = self.lifetimes(key.resource);
         let fresh_until = now + ttl.as_millis() as i64;
         let usable_until = fresh_until + stale_window.as_millis() as i64;
@@ -415,6 +430,18 @@ impl CatalogCache {
                 })),
             },
         }
+    }
+
+    /// Whether this instance holds the item's whole list, fresh and current, without `id`.
+    async fn absent_from_fresh_list(&self, key: &CacheKey, id: &str, now: i64) -> bool {
+        let list_key = CacheKey::list(key.store_id, key.resource);
+        let Some(list) = self.inner.memory.get(&list_key).await else {
+            return false;
+        };
+        list.is_current()
+            && list.kind == EntryKind::Found
+            && now < list.fresh_until_ms
+            && list.list_state().contains(&list.body, id) == Some(false)
     }
 
     /// Puts an entry in memory unless an invalidation has already made it obsolete (storing

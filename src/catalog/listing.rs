@@ -40,6 +40,12 @@ impl ListState {
         self.variants.read().ok()?.get(raw).cloned()
     }
 
+    /// Whether the list names an item with this id (`None`: the body is not a list).
+    pub fn contains(&self, body: &Bytes, id: &str) -> Option<bool> {
+        let index = self.index.get_or_init(|| ListIndex::build(body)).as_ref()?;
+        Some(index.items.iter().any(|i| i.id.as_deref() == Some(id)))
+    }
+
     /// Computes the variant for a validated query and keeps it under `raw`.
     pub fn answer(
         &self,
