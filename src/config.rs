@@ -243,6 +243,9 @@ pub struct Config {
     pub connections: ConnectionLimits,
     /// How far ahead a booking draft may start (`MANGO_BOOKING_HORIZON_DAYS`).
     pub booking_horizon: Duration,
+    /// Proxies in front of the service that append to `X-Forwarded-For`
+    /// (`MANGO_TRUSTED_PROXIES`; used only with `trust_forwarded_for`).
+    pub trusted_proxies: usize,
 }
 
 impl Config {
@@ -317,6 +320,7 @@ impl Config {
             log: LogConfig::from_settings(s)?,
             connections: limits::connection_limits(s)?,
             booking_horizon: limits::booking_horizon(s)?,
+            trusted_proxies: s.positive("MANGO_TRUSTED_PROXIES", 1)? as usize,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! Lookups are cached in memory, unknown hosts included (so a flood of made-up hosts costs one
 //! query each per TTL, not one per request), and dropped whenever store settings change.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -52,7 +53,7 @@ impl Store {
 
 /// How a request names its store, borrowed from its headers.
 enum Lookup<'a> {
-    Slug(&'a str),
+    Slug(std::borrow::Cow<'a, str>),
     Domain(std::borrow::Cow<'a, str>),
 }
 
@@ -167,28 +168,34 @@ impl TenantResolver {
     fn lookup_for<'h>(&self, headers: &'h HeaderMap) -> Option<Lookup<'h>> {
         if let Some(id) = headers.get(&X_STORE_ID) {
             let slug = id.to_str().ok()?.trim();
-            return is_valid_slug(slug).then_some(Lookup::Slug(slug));
+            return is_valid_slug(slug).then_some(Lookup::Slug(Cow::Borrowed(slug)));
         }
         let host = headers.get(header::HOST)?.to_str().ok()?;
         let host = strip_port(host).trim_end_matches('.');
         if host.is_empty() || host.len() > 253 {
             return None;
         }
-        if let Some(slug) = host.strip_suffix(&*self.base_suffix) {
-            return is_valid_slug(slug).then_some(Lookup::Slug(slug));
-        }
-        let domain = if host.bytes().any(|b| b.is_ascii_uppercase()) {
-            std::borrow::Cow::Owned(host.to_ascii_lowercase())
+        // Host names are case-insensitive (`Demo.mango.localhost` is store `demo`); only a
+        // host that has capitals pays for the lower-cased copy.
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(host.to_ascii_lowercase())
         } else {
-            std::borrow::Cow::Borrowed(host)
+            Cow::Borrowed(host)
         };
-        Some(Lookup::Domain(domain))
+        if let Some(slug) = host.strip_suffix(&*self.base_suffix) {
+            let slug = match &host {
+                Cow::Borrowed(h) => Cow::Borrowed(&h[..slug.len()]),
+                Cow::Owned(_) => Cow::Owned(slug.to_owned()),
+            };
+            return is_valid_slug(&slug).then_some(Lookup::Slug(slug));
+        }
+        Some(Lookup::Domain(host))
     }
 
     pub async fn resolve(&self, headers: &HeaderMap) -> Result<Arc<Store>, ApiError> {
         let lookup = self.lookup_for(headers).ok_or(ApiError::StoreNotFound)?;
         let (cache, key) = match &lookup {
-            Lookup::Slug(slug) => (&self.by_slug, *slug),
+            Lookup::Slug(slug) => (&self.by_slug, slug.as_ref()),
             Lookup::Domain(domain) => (&self.by_domain, domain.as_ref()),
         };
         if let Some(found) = cache.get(key) {

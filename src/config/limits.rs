@@ -19,7 +19,7 @@ impl Settings {
         Ok(Duration::from_secs_f64(secs))
     }
 
-    fn positive(&self, var: &str, default: u64) -> Result<u64, ConfigError> {
+    pub(super) fn positive(&self, var: &str, default: u64) -> Result<u64, ConfigError> {
         let value: u64 = self.parse_or(var, default)?;
         if value == 0 {
             return Err(ConfigError::new(var, "must be greater than 0"));
