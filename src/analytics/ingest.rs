@@ -22,7 +22,7 @@ use crate::tenant::CurrentStore;
 pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 
 /// One event or an array of at most 100: `{name, url?, referrer?, props?}`.
-#[utoipa::path(post, path = "/api/v1/analytics/events", tag = "analytics",
+#[utoipa::path(post, path = "/api/v1/analytics/events", operation_id = "postAnalyticsEvents", tag = "analytics",
     params(crate::catalog::StoreHeaders),
     request_body(content = serde_json::Value, description = "`{\"name\":\"page_view\",\"url\":\"/services\"}` or an array of up to 100"),
     responses(

@@ -59,7 +59,7 @@ fn replay(held: KeyedDraft, request_hash: &str, now_ms: i64) -> Result<Response>
 }
 
 /// Holds a draft booking for `MANGO_DRAFT_TTL_SECS`; `Idempotency-Key` makes a retry safe.
-#[utoipa::path(post, path = "/api/v1/booking/draft", tag = "booking",
+#[utoipa::path(post, path = "/api/v1/booking/draft", operation_id = "createBookingDraft", tag = "booking",
     params(crate::catalog::StoreHeaders, ("Idempotency-Key" = Option<String>, Header, description = "Same key and body within 24 h answer the same draft")),
     request_body(content = serde_json::Value, description = "`{service_id, staff_id?, start_at (RFC 3339 with offset), customer: {name, phone?, email?}, notes?}`"),
     responses(
@@ -208,7 +208,7 @@ async fn bookable_service(
 }
 
 /// A draft of this store.
-#[utoipa::path(get, path = "/api/v1/booking/draft/{id}", tag = "booking",
+#[utoipa::path(get, path = "/api/v1/booking/draft/{id}", operation_id = "getBookingDraft", tag = "booking",
     params(("id" = String, Path, description = "The draft id (`drf_…`)"), crate::catalog::StoreHeaders),
     responses(
         (status = 200, description = "`{\"data\": {id, status, service_id, staff_id, start_at, end_at, price, customer, notes, expires_at, booking}}`", body = serde_json::Value),
@@ -228,7 +228,7 @@ pub async fn get(
 }
 
 /// Confirms the draft with Biz, exactly once (concurrent confirms share the one call).
-#[utoipa::path(post, path = "/api/v1/booking/draft/{id}/confirm", tag = "booking",
+#[utoipa::path(post, path = "/api/v1/booking/draft/{id}/confirm", operation_id = "confirmBookingDraft", tag = "booking",
     params(("id" = String, Path, description = "The draft id (`drf_…`)"), crate::catalog::StoreHeaders),
     responses(
         (status = 200, description = "The draft with `status: confirmed` and `booking` (Biz's answer)", body = serde_json::Value),
@@ -251,7 +251,7 @@ pub async fn confirm(
 }
 
 /// Cancels the draft.
-#[utoipa::path(delete, path = "/api/v1/booking/draft/{id}", tag = "booking",
+#[utoipa::path(delete, path = "/api/v1/booking/draft/{id}", operation_id = "cancelBookingDraft", tag = "booking",
     params(("id" = String, Path, description = "The draft id (`drf_…`)"), crate::catalog::StoreHeaders),
     responses(
         (status = 204, description = "Cancelled"),

@@ -74,7 +74,7 @@ fn truncate(s: &str) -> String {
 }
 
 /// The store's public settings.
-#[utoipa::path(get, path = "/api/v1/store", tag = "storefront",
+#[utoipa::path(get, path = "/api/v1/store", operation_id = "getStore", tag = "storefront",
     params(StoreHeaders),
     responses(
         (status = 200, description = "`{\"data\": {slug, name, template, theme, custom_domain}}`", body = serde_json::Value),
@@ -91,7 +91,7 @@ pub async fn store_settings(CurrentStore(store): CurrentStore) -> Response {
 }
 
 /// Every item of a resource, all of Biz's pages joined, in Biz's order.
-#[utoipa::path(get, path = "/api/v1/{resource}", tag = "storefront",
+#[utoipa::path(get, path = "/api/v1/{resource}", operation_id = "listCatalogItems", tag = "storefront",
     params(("resource" = String, Path, description = "`services`, `products` or `staff`"), StoreHeaders, ConditionalHeaders),
     responses(
         (status = 200, description = "`{\"data\": [...]}`; headers `x-cache` (HIT, MISS, STALE), `ETag`, `Cache-Control: public, no-cache`", body = serde_json::Value),
@@ -111,7 +111,7 @@ pub async fn list(
 }
 
 /// One item, as Biz has it.
-#[utoipa::path(get, path = "/api/v1/{resource}/{id}", tag = "storefront",
+#[utoipa::path(get, path = "/api/v1/{resource}/{id}", operation_id = "getCatalogItem", tag = "storefront",
     params(("resource" = String, Path, description = "`services`, `products` or `staff`"), ("id" = String, Path, description = "Biz's item id"), StoreHeaders, ConditionalHeaders),
     responses(
         (status = 200, description = "`{\"data\": {...}}`; headers `x-cache`, `ETag`, `Cache-Control`", body = serde_json::Value),

@@ -102,7 +102,7 @@ impl Refusal {
 }
 
 /// A Biz webhook, signed per Standard Webhooks; invalidates before it answers.
-#[utoipa::path(post, path = "/webhooks/{resource}/{event}", tag = "webhooks",
+#[utoipa::path(post, path = "/webhooks/{resource}/{event}", operation_id = "receiveWebhook", tag = "webhooks",
     params(
         ("resource" = String, Path, description = "`services`, `products` or `staff`"),
         ("event" = String, Path, description = "`created`, `updated` or `deleted`"),
