@@ -38,6 +38,8 @@ pub struct Shared {
     pub salts: crate::analytics::DailySalts,
     /// Booking confirms in flight in this process (joined by concurrent confirms).
     pub confirms: crate::booking::ConfirmFlights,
+    /// Rate limits of the public write routes.
+    pub rate_limits: crate::ratelimit::RateLimiter,
 }
 
 impl std::ops::Deref for AppState {
@@ -60,6 +62,7 @@ impl AppState {
         let catalog =
             CatalogCache::new(db.clone(), biz.clone(), clock.clone(), config.cache.clone());
         let tenants = TenantResolver::new(db.clone(), &config.base_domain);
+        let rate_limits = crate::ratelimit::RateLimiter::new(config.rate_limits.clone());
         Ok(Self(Arc::new(Shared {
             config: Arc::new(config),
             db,
@@ -69,6 +72,7 @@ impl AppState {
             clock,
             salts: Default::default(),
             confirms: Default::default(),
+            rate_limits,
         })))
     }
 }

@@ -246,6 +246,8 @@ pub struct Config {
     /// Proxies in front of the service that append to `X-Forwarded-For`
     /// (`MANGO_TRUSTED_PROXIES`; used only with `trust_forwarded_for`).
     pub trusted_proxies: usize,
+    /// Public write routes (`MANGO_RATE_LIMIT_PER_CLIENT`, `MANGO_RATE_LIMIT_PER_STORE`).
+    pub rate_limits: crate::ratelimit::RateLimits,
 }
 
 impl Config {
@@ -321,6 +323,7 @@ impl Config {
             connections: limits::connection_limits(s)?,
             booking_horizon: limits::booking_horizon(s)?,
             trusted_proxies: s.positive("MANGO_TRUSTED_PROXIES", 1)? as usize,
+            rate_limits: limits::rate_limits(s)?,
         })
     }
 }

@@ -22,6 +22,7 @@ pub mod fakebiz;
 pub mod jobs;
 pub mod openapi;
 pub mod ops;
+pub mod ratelimit;
 pub mod telemetry;
 pub mod tenant;
 pub mod webhooks;

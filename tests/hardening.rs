@@ -114,3 +114,57 @@ async fn business_ids_compare_exactly() {
         (200, &json!("processed"))
     );
 }
+
+async fn post_event_as(app: &TestApp, client: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/analytics/events"))
+        .header("X-Store-Id", STORE)
+        .header("X-Forwarded-For", client)
+        .json(&json!({"name": "page_view", "url": "/"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Issue 17, point 1: the public write routes are rate-limited per client and per store;
+/// past the limit the answer is 429 `rate_limited` with `Retry-After`, and nothing is stored.
+#[tokio::test]
+async fn public_writes_are_rate_limited_per_client_and_per_store() {
+    let app = spawn_with(
+        Options::default()
+            .set("MANGO_TRUST_FORWARDED_FOR", "true")
+            .set("MANGO_RATE_LIMIT_PER_CLIENT", "3")
+            .set("MANGO_RATE_LIMIT_PER_STORE", "5"),
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(post_event_as(&app, "203.0.113.7").await.status(), 202);
+    }
+    let r = post_event_as(&app, "203.0.113.7").await;
+    assert_eq!(header(r.headers(), "retry-after"), "20");
+    assert_problem(r, 429, "rate_limited").await;
+    // The client's bucket covers every write route.
+    let draft = json!({
+        "service_id": "svc_haircut_women", "start_at": "2030-05-01T10:00:00Z",
+        "customer": {"name": "Aru", "phone": "+77010000000"},
+    });
+    let r = app
+        .post_json(
+            "/api/v1/booking/draft",
+            &draft,
+            &[("X-Store-Id", STORE), ("X-Forwarded-For", "203.0.113.7")],
+        )
+        .await;
+    assert_problem(r, 429, "rate_limited").await;
+
+    // Other clients share the store's bucket: two more, then the store is full.
+    assert_eq!(post_event_as(&app, "198.51.100.1").await.status(), 202);
+    assert_eq!(post_event_as(&app, "198.51.100.2").await.status(), 202);
+    let r = post_event_as(&app, "198.51.100.3").await;
+    assert_problem(r, 429, "rate_limited").await;
+    assert_eq!(visitors(&app).await, 3);
+
+    // The buckets refill with time.
+    app.clock.advance(std::time::Duration::from_secs(60));
+    assert_eq!(post_event_as(&app, "203.0.113.7").await.status(), 202);
+}

@@ -31,6 +31,7 @@ pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
         (status = 404, description = "store_not_found", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "reserved_event_name: booking_* names are recorded by the server", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited: see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn events(
     State(state): State<AppState>,
@@ -39,10 +40,11 @@ pub async fn events(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Result<impl IntoResponse> {
-    let events = parse_batch(body)?;
-    let accepted = events.len();
     let now_ms = state.clock.now_ms();
     let store_id = store.tenant.store_id;
+    state.rate_limits.check(store_id, addr, now_ms)?;
+    let events = parse_batch(body)?;
+    let accepted = events.len();
     let salt = state
         .salts
         .for_day(&state.db, day_of(now_ms), now_ms)
