@@ -37,6 +37,8 @@ pub struct Shared {
     pub salts: crate::analytics::DailySalts,
     /// Booking confirms in flight in this process (joined by concurrent confirms).
     pub confirms: crate::booking::ConfirmFlights,
+    /// Rate limits of the public write routes.
+    pub rate_limits: crate::ratelimit::RateLimiter,
 }
 
 impl std::ops::Deref for AppState {
@@ -64,6 +66,7 @@ impl AppState {
             config.resources.clone(),
         );
         let tenants = TenantResolver::new(db.clone(), &config.base_domain);
+        let rate_limits = crate::ratelimit::RateLimiter::new(config.rate_limits.clone());
         Ok(Self(Arc::new(Shared {
             config: Arc::new(config),
             db,
@@ -73,6 +76,7 @@ impl AppState {
             clock,
             salts: Default::default(),
             confirms: Default::default(),
+            rate_limits,
         })))
     }
 }

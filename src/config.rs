@@ -331,6 +331,11 @@ pub struct Config {
     pub connections: ConnectionLimits,
     /// How far ahead a booking draft may start (`MANGO_BOOKING_HORIZON_DAYS`).
     pub booking_horizon: Duration,
+    /// Proxies in front of the service that append to `X-Forwarded-For`
+    /// (`MANGO_TRUSTED_PROXIES`; used only with `trust_forwarded_for`).
+    pub trusted_proxies: usize,
+    /// Public write routes (`MANGO_RATE_LIMIT_PER_CLIENT`, `MANGO_RATE_LIMIT_PER_STORE`).
+    pub rate_limits: crate::ratelimit::RateLimits,
 }
 
 impl Config {
@@ -421,6 +426,8 @@ impl Config {
                 .filter(|v| !v.is_empty()),
             connections: limits::connection_limits(s)?,
             booking_horizon: limits::booking_horizon(s)?,
+            trusted_proxies: s.positive("MANGO_TRUSTED_PROXIES", 1)? as usize,
+            rate_limits: limits::rate_limits(s)?,
         })
     }
 }

@@ -50,6 +50,9 @@ pub enum ApiError {
     },
     #[error("the database is unavailable")]
     DatabaseUnavailable,
+    /// 429 `rate_limited`, with `Retry-After` seconds.
+    #[error("{detail}")]
+    RateLimited { retry_after: u64, detail: String },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -89,6 +92,7 @@ impl ApiError {
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Other { status, .. } | Self::UpstreamUnavailable { status, .. } => *status,
             Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -105,6 +109,7 @@ impl ApiError {
             Self::Unprocessable { code, .. } | Self::Other { code, .. } => code,
             Self::UpstreamUnavailable { .. } => "upstream_unavailable",
             Self::DatabaseUnavailable => "database_unavailable",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -180,6 +185,7 @@ impl IntoResponse for ApiError {
         let retry_after = match &self {
             Self::UpstreamUnavailable { retry_after, .. } => *retry_after,
             Self::DatabaseUnavailable => Some(5),
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
             _ => None,
         };
         if let Some(secs) = retry_after {

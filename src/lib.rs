@@ -26,6 +26,7 @@ pub mod jobs;
 pub mod openapi;
 pub mod ops;
 pub mod origin;
+pub mod ratelimit;
 pub mod telemetry;
 pub mod tenant;
 pub mod web;

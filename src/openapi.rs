@@ -96,7 +96,7 @@ pub fn document() -> &'static str {
 }
 
 /// The OpenAPI 3.1 description of every route.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", tag = "operations",
     responses((status = 200, description = "This document", content_type = "application/json", body = serde_json::Value)))]
 pub async fn openapi_json() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], document())

@@ -24,14 +24,14 @@ pub fn routes() -> ApiRouter {
 }
 
 /// Liveness: the process is up. Never touches the database.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "operations",
     responses((status = 200, description = "`{\"data\":{\"status\":\"ok\"}}`", body = serde_json::Value)))]
 pub async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"data": {"status": "ok"}}))
 }
 
 /// Readiness: the database answers and can take writes, within 2 seconds.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "operations",
     responses(
         (status = 200, description = "`{\"data\":{\"status\":\"ready\"}}`", body = serde_json::Value),
         (status = 503, description = "database_unavailable (Retry-After)", body = Problem, content_type = "application/problem+json"),
@@ -45,7 +45,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse> 
 }
 
 /// Prometheus text: requests, cache, Biz calls, webhooks, drafts, jobs, pool.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations",
     responses((status = 200, description = "Prometheus exposition format", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let pool = state.db.pool_stats();

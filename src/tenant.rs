@@ -4,6 +4,7 @@
 //! Lookups are cached in memory, unknown hosts included (so a flood of made-up hosts costs one
 //! query each per TTL, not one per request), and dropped whenever store settings change.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -85,7 +86,7 @@ enum HostName<'a> {
 
 /// How a request names its store, borrowed from its headers.
 enum Lookup<'a> {
-    Slug(&'a str),
+    Slug(std::borrow::Cow<'a, str>),
     Domain(std::borrow::Cow<'a, str>),
 }
 
@@ -200,7 +201,7 @@ impl TenantResolver {
     fn lookup_for<'h>(&self, headers: &'h HeaderMap) -> Option<Lookup<'h>> {
         if let Some(id) = headers.get(&X_STORE_ID) {
             let slug = id.to_str().ok()?.trim();
-            return is_valid_slug(slug).then_some(Lookup::Slug(slug));
+            return is_valid_slug(slug).then_some(Lookup::Slug(Cow::Borrowed(slug)));
         }
         let host = headers.get(header::HOST)?.to_str().ok()?;
         let host = strip_port(host).trim_end_matches('.');
@@ -216,19 +217,25 @@ impl TenantResolver {
         if host.is_empty() || host.len() > 253 {
             return HostName::Invalid;
         }
+        // Host names are case-insensitive (`Demo.mango.localhost` is store `demo`); only a
+        // host that has capitals pays for the lower-cased copy.
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(host.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(host)
+        };
         if let Some(slug) = host.strip_suffix(&*self.base_suffix) {
-            return if is_valid_slug(slug) {
+            let slug = match &host {
+                Cow::Borrowed(h) => Cow::Borrowed(&h[..slug.len()]),
+                Cow::Owned(_) => Cow::Owned(slug.to_owned()),
+            };
+            return if is_valid_slug(&slug) {
                 HostName::Store(Lookup::Slug(slug))
             } else {
                 HostName::Invalid
             };
         }
-        let domain = if host.bytes().any(|b| b.is_ascii_uppercase()) {
-            std::borrow::Cow::Owned(host.to_ascii_lowercase())
-        } else {
-            std::borrow::Cow::Borrowed(host)
-        };
-        HostName::Domain(domain)
+        HostName::Domain(host)
     }
 
     pub async fn resolve(&self, headers: &HeaderMap) -> Result<Arc<Store>, ApiError> {
@@ -243,7 +250,7 @@ impl TenantResolver {
         if !is_valid_slug(slug) {
             return Ok(None);
         }
-        self.resolve_lookup(Lookup::Slug(slug)).await
+        self.resolve_lookup(Lookup::Slug(Cow::Borrowed(slug))).await
     }
 
     /// Whether a preflight from `origin` is allowed (CONTRACT §14): for the store the `Host`
@@ -292,7 +299,7 @@ impl TenantResolver {
 
     async fn resolve_lookup(&self, lookup: Lookup<'_>) -> Result<Option<Arc<Store>>, ApiError> {
         let (cache, key) = match &lookup {
-            Lookup::Slug(slug) => (&self.by_slug, *slug),
+            Lookup::Slug(slug) => (&self.by_slug, slug.as_ref()),
             Lookup::Domain(domain) => (&self.by_domain, domain.as_ref()),
         };
         if let Some(found) = cache.get(key) {

@@ -91,7 +91,7 @@ pub fn range(params: &Params, now_ms: i64) -> Result<(i64, i64)> {
 }
 
 /// Page views, visitors, sessions, events by name and the booking funnel for a range.
-#[utoipa::path(get, path = "/admin/v1/stores/{slug}/analytics", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/admin/v1/stores/{slug}/analytics", operation_id = "getStoreAnalytics", tag = "admin", security(("bearer" = [])),
     params(("slug" = String, Path, description = "The store's slug"),
         ("from" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD; default 30 days ago"),
         ("to" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD (the whole day); default now")),

@@ -51,7 +51,7 @@ impl Purge {
 }
 
 /// Purges the store's cache: everything, a resource, or one item (and its list).
-#[utoipa::path(post, path = "/admin/v1/stores/{slug}/cache/purge", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/admin/v1/stores/{slug}/cache/purge", operation_id = "purgeStoreCache", tag = "admin", security(("bearer" = [])),
     params(("slug" = String, Path, description = "The store's slug")),
     request_body(content = serde_json::Value, description = "`{}`, `{\"resource\"}` or `{\"resource\",\"id\"}`"),
     responses(
@@ -95,7 +95,7 @@ struct ResourceReport {
 }
 
 /// Per resource: entries (memory, SQL), hits, misses, stale serves.
-#[utoipa::path(get, path = "/admin/v1/stores/{slug}/cache", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/admin/v1/stores/{slug}/cache", operation_id = "getStoreCacheStats", tag = "admin", security(("bearer" = [])),
     params(("slug" = String, Path, description = "The store's slug")),
     responses(
         (status = 200, description = "`{\"data\": {services: {entries: {memory, sql}, hits, misses, stale}, …}}`", body = serde_json::Value),

@@ -18,7 +18,7 @@ use crate::openapi::Problem;
 /// key racing the owner's rotation could end up holding the live key). The operator has no
 /// store key of their own, so an operator rotation is conditional on the hash read just before
 /// it: two operators rotating at once also get one winner, never two keys of which one is dead.
-#[utoipa::path(post, path = "/admin/v1/stores/{slug}/api-keys", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/admin/v1/stores/{slug}/api-keys", operation_id = "rotateStoreApiKey", tag = "admin", security(("bearer" = [])),
     params(("slug" = String, Path, description = "The store's slug")),
     responses(
         (status = 201, description = "`{\"data\": store, \"api_key\": \"msk_…\"}`", body = serde_json::Value),

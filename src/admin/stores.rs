@@ -31,7 +31,7 @@ pub struct CreateStore {
 }
 
 /// Creates a store (operator only); its API key is in the answer, once.
-#[utoipa::path(post, path = "/admin/v1/stores", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/admin/v1/stores", operation_id = "createStore", tag = "admin", security(("bearer" = [])),
     request_body = CreateStore,
     responses(
         (status = 201, description = "`{\"data\": store, \"api_key\": \"msk_…\"}`", body = serde_json::Value),
@@ -74,7 +74,7 @@ pub async fn create(
 }
 
 /// The store with its settings.
-#[utoipa::path(get, path = "/admin/v1/stores/{slug}", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/admin/v1/stores/{slug}", operation_id = "getAdminStore", tag = "admin", security(("bearer" = [])),
     params(("slug" = String, Path, description = "The store's slug")),
     responses(
         (status = 200, description = "`{\"data\": store}`", body = serde_json::Value),
@@ -138,7 +138,7 @@ fn immutable(field: &str, sent: Option<String>, current: &str) -> Result<()> {
 /// Changes `name, template, theme, custom_domain, allowed_origins, is_published` (send only
 /// what changes; `allowed_origins: null` or `[]` clears the list;
 /// `custom_domain: null` clears it; `slug` and `biz_business_id` are immutable).
-#[utoipa::path(patch, path = "/admin/v1/stores/{slug}", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/admin/v1/stores/{slug}", operation_id = "updateStore", tag = "admin", security(("bearer" = [])),
     params(("slug" = String, Path, description = "The store's slug")),
     request_body(content = serde_json::Value, description = "`{name?, template?, theme?, custom_domain?, allowed_origins?, is_published?}`"),
     responses(

@@ -21,7 +21,7 @@ pub struct Params {
 }
 
 /// Recent webhook deliveries for the store, newest first.
-#[utoipa::path(get, path = "/admin/v1/stores/{slug}/webhooks", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/admin/v1/stores/{slug}/webhooks", operation_id = "listStoreWebhooks", tag = "admin", security(("bearer" = [])),
     params(("slug" = String, Path, description = "The store's slug"), ("limit" = Option<u32>, Query, description = "1 to 200, default 50")),
     responses(
         (status = 200, description = "`{\"data\": [{id, type, received_at, status}]}`", body = serde_json::Value),

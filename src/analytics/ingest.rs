@@ -85,7 +85,7 @@ fn beacon_json(headers: &HeaderMap, body: &[u8]) -> Result<Value> {
 pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 
 /// One event or an array of at most 100: `{name, url?, referrer?, props?}`.
-#[utoipa::path(post, path = "/api/v1/analytics/events", tag = "analytics",
+#[utoipa::path(post, path = "/api/v1/analytics/events", operation_id = "postAnalyticsEvents", tag = "analytics",
     params(crate::catalog::StoreHeaders,
         ("store" = Option<String>, Query, description = "the store's slug, for `navigator.sendBeacon`: used when neither `X-Store-Id` nor `Host` names a store")),
     request_body(content = serde_json::Value, description = "`{\"name\":\"page_view\",\"url\":\"/services\"}` or an array of up to 100"),
@@ -95,6 +95,7 @@ pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
         (status = 404, description = "store_not_found", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "reserved_event_name: booking_* names are recorded by the server", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited: see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn events(
     State(state): State<AppState>,
@@ -103,10 +104,11 @@ pub async fn events(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse> {
-    let events = parse_batch(beacon_json(&headers, &body)?)?;
-    let accepted = events.len();
     let now_ms = state.clock.now_ms();
     let store_id = store.tenant.store_id;
+    state.rate_limits.check(store_id, addr, now_ms)?;
+    let events = parse_batch(beacon_json(&headers, &body)?)?;
+    let accepted = events.len();
     let salt = state
         .salts
         .for_day(&state.db, day_of(now_ms), now_ms)

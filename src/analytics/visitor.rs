@@ -8,6 +8,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::HeaderValue;
+use axum::http::header::GetAll;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 
@@ -26,8 +28,8 @@ pub fn day_of(ms: i64) -> i64 {
     ms.div_euclid(DAY_MS)
 }
 
-/// The client's address: the socket peer, or the first `X-Forwarded-For` entry when
-/// `MANGO_TRUST_FORWARDED_FOR` says a trusted proxy sets it.
+/// The client's address: the socket peer, or, when `MANGO_TRUST_FORWARDED_FOR` says trusted
+/// proxies set `X-Forwarded-For`, the rightmost entry they did not add themselves.
 pub struct ClientAddr(pub IpAddr);
 
 impl FromRequestParts<AppState> for ClientAddr {
@@ -35,11 +37,10 @@ impl FromRequestParts<AppState> for ClientAddr {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if state.config.trust_forwarded_for
-            && let Some(ip) = parts
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(first_forwarded)
+            && let Some(ip) = client_forwarded(
+                parts.headers.get_all("x-forwarded-for"),
+                state.config.trusted_proxies,
+            )
         {
             return Ok(Self(ip));
         }
@@ -51,13 +52,26 @@ impl FromRequestParts<AppState> for ClientAddr {
     }
 }
 
-/// The first entry of `X-Forwarded-For` (the client as the first proxy saw it).
-fn first_forwarded(header: &str) -> Option<IpAddr> {
-    let first = header.split(',').next()?.trim();
-    first
+/// The client as the outermost of `trusted` proxies saw it. Each proxy appends the address it
+/// received the request from, so the rightmost `trusted - 1` entries are proxies of ours and
+/// the one before them is the client; anything further left is whatever the client sent (the
+/// leftmost entry is the client's to forge). Several header lines count as one list, in order.
+/// `None` when that entry is missing or not an address: the socket peer is used instead.
+fn client_forwarded(values: GetAll<'_, HeaderValue>, trusted: usize) -> Option<IpAddr> {
+    let mut entries: Vec<&str> = Vec::new();
+    for value in values {
+        entries.extend(value.to_str().ok()?.split(','));
+    }
+    // Fewer entries than proxies: all were added by our proxies, the leftmost is the client.
+    let entry = entries
+        .len()
+        .checked_sub(trusted)
+        .map_or(entries.first(), |i| entries.get(i))?
+        .trim();
+    entry
         .parse::<IpAddr>()
         .ok()
-        .or_else(|| first.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|s| s.ip()))
 }
 
 pub fn visitor_hash(salt: &str, store_id: i64, addr: IpAddr, user_agent: &[u8]) -> String {
@@ -116,17 +130,29 @@ pub async fn purge_old_salts(state: AppState) -> anyhow::Result<u64> {
 mod tests {
     use super::*;
 
+    fn forwarded(lines: &[&str], trusted: usize) -> Option<IpAddr> {
+        let mut headers = axum::http::HeaderMap::new();
+        for line in lines {
+            headers.append("x-forwarded-for", line.parse().unwrap());
+        }
+        client_forwarded(headers.get_all("x-forwarded-for"), trusted)
+    }
+
     #[test]
-    fn forwarded_for_takes_the_first_entry() {
+    fn forwarded_for_takes_the_rightmost_untrusted_entry() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        // One proxy: it appended the client; a forged entry on the left is ignored.
+        assert_eq!(forwarded(&["1.2.3.4, 203.0.113.7"], 1), ip("203.0.113.7"));
+        assert_eq!(forwarded(&["1.2.3.4", "203.0.113.7"], 1), ip("203.0.113.7"));
+        // Two proxies: the outer one's address is the rightmost entry.
         assert_eq!(
-            first_forwarded("203.0.113.7, 10.0.0.1"),
-            Some("203.0.113.7".parse().unwrap())
+            forwarded(&["1.2.3.4, 203.0.113.7, 10.0.0.1"], 2),
+            ip("203.0.113.7")
         );
-        assert_eq!(
-            first_forwarded("[2001:db8::1]:443"),
-            Some("2001:db8::1".parse().unwrap())
-        );
-        assert_eq!(first_forwarded("garbage"), None);
+        assert_eq!(forwarded(&["203.0.113.7"], 2), ip("203.0.113.7"));
+        assert_eq!(forwarded(&["[2001:db8::1]:443"], 1), ip("2001:db8::1"));
+        assert_eq!(forwarded(&["1.2.3.4, garbage"], 1), None);
+        assert_eq!(forwarded(&[], 1), None);
     }
 
     #[test]

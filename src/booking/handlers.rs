@@ -13,6 +13,7 @@ use super::draft::{
     staff_offers, to_ms,
 };
 use super::{IDEMPOTENCY_KEY_TTL_MS, ROUTE_DRAFT};
+use crate::analytics::visitor::ClientAddr;
 use crate::app::AppState;
 use crate::catalog::{CacheKey, EntryKind, Resource, Tenant, Unavailable, is_plausible_id};
 use crate::db::{
@@ -59,7 +60,7 @@ fn replay(held: KeyedDraft, request_hash: &str, now_ms: i64) -> Result<Response>
 }
 
 /// Holds a draft booking for `MANGO_DRAFT_TTL_SECS`; `Idempotency-Key` makes a retry safe.
-#[utoipa::path(post, path = "/api/v1/booking/draft", tag = "booking",
+#[utoipa::path(post, path = "/api/v1/booking/draft", operation_id = "createBookingDraft", tag = "booking",
     params(crate::catalog::StoreHeaders, ("Idempotency-Key" = Option<String>, Header, description = "Same key and body within 24 h answer the same draft")),
     request_body(content = serde_json::Value, description = "`{service_id, staff_id?, start_at (RFC 3339 with offset), customer: {name, phone?, email?}, notes?}`"),
     responses(
@@ -68,15 +69,20 @@ fn replay(held: KeyedDraft, request_hash: &str, now_ms: i64) -> Result<Response>
         (status = 404, description = "store_not_found", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "service_not_found, service_inactive, staff_not_eligible, start_in_past, invalid_start_at, invalid_customer, idempotency_key_reused", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited: see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "upstream_unavailable: the catalog cannot be read", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create(
     State(state): State<AppState>,
     CurrentStore(store): CurrentStore,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     Json(request): Json<DraftRequest>,
 ) -> Result<Response> {
     let store_id = store.tenant.store_id;
+    state
+        .rate_limits
+        .check(store_id, client, state.clock.now_ms())?;
     let key = draft::idempotency_key(&headers)?;
     let request_hash = request.canonical_hash();
     let now_ms = state.clock.now_ms();
@@ -213,7 +219,7 @@ pub(crate) async fn bookable_service(
 }
 
 /// A draft of this store.
-#[utoipa::path(get, path = "/api/v1/booking/draft/{id}", tag = "booking",
+#[utoipa::path(get, path = "/api/v1/booking/draft/{id}", operation_id = "getBookingDraft", tag = "booking",
     params(("id" = String, Path, description = "The draft id (`drf_…`)"), crate::catalog::StoreHeaders),
     responses(
         (status = 200, description = "`{\"data\": {id, status, service_id, staff_id, start_at, end_at, price, customer, notes, expires_at, booking}}`", body = serde_json::Value),
@@ -233,7 +239,7 @@ pub async fn get(
 }
 
 /// Confirms the draft with Biz, exactly once (concurrent confirms share the one call).
-#[utoipa::path(post, path = "/api/v1/booking/draft/{id}/confirm", tag = "booking",
+#[utoipa::path(post, path = "/api/v1/booking/draft/{id}/confirm", operation_id = "confirmBookingDraft", tag = "booking",
     params(("id" = String, Path, description = "The draft id (`drf_…`)"), crate::catalog::StoreHeaders),
     responses(
         (status = 200, description = "The draft with `status: confirmed` and `booking` (Biz's answer)", body = serde_json::Value),
@@ -241,13 +247,19 @@ pub async fn get(
         (status = 409, description = "slot_unavailable (status failed), draft_cancelled, confirm_in_progress", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "draft_expired", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "booking_rejected: Biz's reason in detail", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited: see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "upstream_unavailable: retry; the same Idempotency-Key is reused", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn confirm(
     State(state): State<AppState>,
     CurrentStore(store): CurrentStore,
+    ClientAddr(client): ClientAddr,
     Path(id): Path<String>,
 ) -> Result<Response> {
+    let now_ms = state.clock.now_ms();
+    state
+        .rate_limits
+        .check(store.tenant.store_id, client, now_ms)?;
     if !is_draft_id(&id) {
         return Err(not_found());
     }
@@ -258,7 +270,7 @@ pub async fn confirm(
 }
 
 /// Cancels the draft.
-#[utoipa::path(delete, path = "/api/v1/booking/draft/{id}", tag = "booking",
+#[utoipa::path(delete, path = "/api/v1/booking/draft/{id}", operation_id = "cancelBookingDraft", tag = "booking",
     params(("id" = String, Path, description = "The draft id (`drf_…`)"), crate::catalog::StoreHeaders),
     responses(
         (status = 204, description = "Cancelled"),

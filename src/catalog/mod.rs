@@ -68,7 +68,7 @@ fn truncate(s: &str) -> String {
 }
 
 /// The store's public settings.
-#[utoipa::path(get, path = "/api/v1/store", tag = "storefront",
+#[utoipa::path(get, path = "/api/v1/store", operation_id = "getStore", tag = "storefront",
     params(StoreHeaders),
     responses(
         (status = 200, description = "`{\"data\": {slug, name, template, theme, custom_domain}}`", body = serde_json::Value),
@@ -101,7 +101,7 @@ struct ListQueryParams {
 /// Every item of a resource, all of Biz's pages joined, in Biz's order; narrowed by
 /// `FIELD=VALUE` filters (top-level field equality, or membership for arrays), `ids` and
 /// `limit`/`cursor` pages, all answered from the one cached list.
-#[utoipa::path(get, path = "/api/v1/{resource}", tag = "storefront",
+#[utoipa::path(get, path = "/api/v1/{resource}", operation_id = "listCatalogItems", tag = "storefront",
     params(("resource" = String, Path, description = "a declared resource: `services`, `products`, `staff` or one the operator declared"), ListQueryParams, StoreHeaders, ConditionalHeaders),
     responses(
         (status = 200, description = "`{\"data\": [...]}` (with `limit`: and `\"next_cursor\"`); headers `x-cache` (HIT, MISS, STALE), `ETag` of the exact bytes, `Cache-Control: public, no-cache`", body = serde_json::Value),
@@ -146,7 +146,7 @@ pub async fn list(
 }
 
 /// One item, as Biz has it.
-#[utoipa::path(get, path = "/api/v1/{resource}/{id}", tag = "storefront",
+#[utoipa::path(get, path = "/api/v1/{resource}/{id}", operation_id = "getCatalogItem", tag = "storefront",
     params(("resource" = String, Path, description = "a declared resource"), ("id" = String, Path, description = "Biz's item id"), StoreHeaders, ConditionalHeaders),
     responses(
         (status = 200, description = "`{\"data\": {...}}`; headers `x-cache`, `ETag`, `Cache-Control`", body = serde_json::Value),

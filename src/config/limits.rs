@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::{ConfigError, Settings};
 use crate::connections::ConnectionLimits;
+use crate::ratelimit::{Rate, RateLimits};
 
 impl Settings {
     /// Seconds, fractions allowed (`0.5`), so tests can use short limits.
@@ -19,7 +20,7 @@ impl Settings {
         Ok(Duration::from_secs_f64(secs))
     }
 
-    fn positive(&self, var: &str, default: u64) -> Result<u64, ConfigError> {
+    pub(super) fn positive(&self, var: &str, default: u64) -> Result<u64, ConfigError> {
         let value: u64 = self.parse_or(var, default)?;
         if value == 0 {
             return Err(ConfigError::new(var, "must be greater than 0"));
@@ -56,4 +57,18 @@ pub(super) fn booking_horizon(s: &Settings) -> Result<Duration, ConfigError> {
         return Err(ConfigError::new(var, "must be at most 36500 (100 years)"));
     }
     Ok(Duration::from_secs(days * 86_400))
+}
+
+pub(super) fn rate_limits(s: &Settings) -> Result<RateLimits, ConfigError> {
+    let default = RateLimits::default();
+    let rate = |var: &str, default: Rate| -> Result<Rate, ConfigError> {
+        let per_minute = s.positive(var, u64::from(default.per_minute))?;
+        let per_minute = u32::try_from(per_minute)
+            .map_err(|_| ConfigError::new(var, "must be at most 4294967295"))?;
+        Ok(Rate { per_minute })
+    };
+    Ok(RateLimits {
+        per_client: rate("MANGO_RATE_LIMIT_PER_CLIENT", default.per_client)?,
+        per_store: rate("MANGO_RATE_LIMIT_PER_STORE", default.per_store)?,
+    })
 }

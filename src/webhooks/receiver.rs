@@ -103,7 +103,7 @@ impl Refusal {
 }
 
 /// A Biz webhook, signed per Standard Webhooks; invalidates before it answers.
-#[utoipa::path(post, path = "/webhooks/{resource}/{event}", tag = "webhooks",
+#[utoipa::path(post, path = "/webhooks/{resource}/{event}", operation_id = "receiveWebhook", tag = "webhooks",
     params(
         ("resource" = String, Path, description = "a declared resource, or `bookings`; any other resource is recorded and answered `ignored`"),
         ("event" = String, Path, description = "`created`, `updated` or `deleted` (`bookings`: `created`, `updated` or `cancelled`)"),

@@ -18,7 +18,9 @@ fn status(raw: &str) -> Result<DeliveryStatus, TdsError> {
 async fn claim(c: &mut super::Conn, d: &NewDelivery) -> Result<Claim, TdsError> {
     let store_ids: Vec<i64> = c
         .rows(
-            "SELECT id FROM store_config.store_settings WHERE biz_business_id = @P1",
+            // Business ids compare exactly, as on SQLite (the column's collation may not).
+            "SELECT id FROM store_config.store_settings
+             WHERE biz_business_id = @P1 COLLATE Latin1_General_BIN2",
             &[&d.business_id.as_str()],
         )
         .await?
@@ -126,7 +128,8 @@ impl InboxRepo for MssqlDb {
                 c.rows(
                     "SELECT TOP (@P2) i.webhook_id, i.event_type, i.received_at, i.status
                      FROM store_webhooks.inbox AS i
-                     JOIN store_config.store_settings AS s ON s.biz_business_id = i.business_id
+                     JOIN store_config.store_settings AS s
+                       ON s.biz_business_id = i.business_id COLLATE Latin1_General_BIN2
                      WHERE s.id = @P1
                      ORDER BY i.received_at DESC, i.webhook_id DESC",
                     &[&store_id, &limit],

@@ -111,6 +111,7 @@ impl StoreRepo for MssqlDb {
             .await
     }
 
+    /// Business ids compare exactly (binary collation), as on SQLite: `biz_A` is not `biz_a`.
     async fn stores_by_business(&self, biz_business_id: &str) -> DbResult<Vec<StoreRecord>> {
         let business = biz_business_id.to_string();
         self.run(move |c| {
@@ -118,7 +119,8 @@ impl StoreRepo for MssqlDb {
                 c.rows(
                     &format!(
                         "SELECT {COLUMNS} FROM store_config.store_settings
-                         WHERE biz_business_id = @P1 ORDER BY id"
+                         WHERE biz_business_id = @P1 COLLATE Latin1_General_BIN2
+                         ORDER BY id"
                     ),
                     &[&business],
                 )

@@ -1,0 +1,170 @@
+//! Issue 17, point 9: host names are case-insensitive, `X-Forwarded-For` is read from the
+//! right, and business ids compare exactly on every backend.
+
+mod common;
+
+use common::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn host_names_match_whatever_their_case() {
+    let app = spawn_app().await;
+    let patch = json!({"custom_domain": "shop.example.com"});
+    let r = app
+        .admin(
+            Method::PATCH,
+            "/admin/v1/stores/salon",
+            ADMIN_TOKEN,
+            Some(&patch),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    for host in [
+        "Salon.mango.localhost",
+        "SALON.MANGO.LOCALHOST:8080",
+        "salon.Mango.Localhost",
+        "Shop.Example.COM",
+        "shop.example.com.",
+    ] {
+        let (status, _, body) = parts(app.get_with("/api/v1/store", &[("Host", host)]).await).await;
+        assert_eq!(status, 200, "{host}: {body}");
+        assert_eq!(body["data"]["slug"], "salon", "{host}");
+    }
+    let r = app
+        .get_with("/api/v1/store", &[("Host", "Nobody.mango.localhost")])
+        .await;
+    assert_problem(r, 404, "store_not_found").await;
+}
+
+async fn visitors(app: &TestApp) -> Value {
+    let path = "/admin/v1/stores/salon/analytics";
+    let (status, _, body) = parts(app.admin(Method::GET, path, &app.store_key, None).await).await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["visitors"].clone()
+}
+
+async fn page_view_from(app: &TestApp, forwarded: &str) {
+    let r = app
+        .client
+        .post(app.url("/api/v1/analytics/events"))
+        .header("X-Store-Id", STORE)
+        .header("User-Agent", "Mozilla/5.0 (same browser)")
+        .header("X-Forwarded-For", forwarded)
+        .json(&json!({"name": "page_view", "url": "/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+}
+
+/// Behind one proxy that appends, the leftmost entries are the client's to forge: a client
+/// that sends a new made-up address each time is still one visitor.
+#[tokio::test]
+async fn forwarded_for_is_read_from_the_rightmost_untrusted_hop() {
+    let app = spawn_with(Options::default().set("MANGO_TRUST_FORWARDED_FOR", "true")).await;
+    page_view_from(&app, "1.1.1.1, 203.0.113.7").await;
+    page_view_from(&app, "2.2.2.2, 203.0.113.7").await;
+    page_view_from(&app, "203.0.113.7").await;
+    assert_eq!(visitors(&app).await, 1);
+    page_view_from(&app, "1.1.1.1, 198.51.100.9").await;
+    assert_eq!(visitors(&app).await, 2);
+
+    // Two proxies: the outer proxy's own address (rightmost) is skipped.
+    let app = spawn_with(
+        Options::default()
+            .set("MANGO_TRUST_FORWARDED_FOR", "true")
+            .set("MANGO_TRUSTED_PROXIES", "2"),
+    )
+    .await;
+    page_view_from(&app, "1.1.1.1, 203.0.113.7, 10.0.0.1").await;
+    page_view_from(&app, "2.2.2.2, 203.0.113.7, 10.0.0.2").await;
+    assert_eq!(visitors(&app).await, 1);
+}
+
+/// SQLite compares business ids exactly; SQL Server's default collation would not (run this
+/// suite with `MANGO_TEST_MSSQL_URL` to hold the T-SQL to it).
+#[tokio::test]
+async fn business_ids_compare_exactly() {
+    let app = spawn_app().await;
+    let other_case = BUSINESS.to_uppercase();
+    let r = app
+        .webhook(
+            "services",
+            "updated",
+            "evt_case_1",
+            &other_case,
+            "svc_haircut_men",
+        )
+        .await;
+    let (status, _, body) = parts(r).await;
+    assert_eq!((status, &body["data"]["status"]), (200, &json!("ignored")));
+    let r = app
+        .webhook(
+            "services",
+            "updated",
+            "evt_case_2",
+            BUSINESS,
+            "svc_haircut_men",
+        )
+        .await;
+    let (status, _, body) = parts(r).await;
+    assert_eq!(
+        (status, &body["data"]["status"]),
+        (200, &json!("processed"))
+    );
+}
+
+async fn post_event_as(app: &TestApp, client: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/analytics/events"))
+        .header("X-Store-Id", STORE)
+        .header("X-Forwarded-For", client)
+        .json(&json!({"name": "page_view", "url": "/"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Issue 17, point 1: the public write routes are rate-limited per client and per store;
+/// past the limit the answer is 429 `rate_limited` with `Retry-After`, and nothing is stored.
+#[tokio::test]
+async fn public_writes_are_rate_limited_per_client_and_per_store() {
+    let app = spawn_with(
+        Options::default()
+            .set("MANGO_TRUST_FORWARDED_FOR", "true")
+            .set("MANGO_RATE_LIMIT_PER_CLIENT", "3")
+            .set("MANGO_RATE_LIMIT_PER_STORE", "5"),
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(post_event_as(&app, "203.0.113.7").await.status(), 202);
+    }
+    let r = post_event_as(&app, "203.0.113.7").await;
+    assert_eq!(header(r.headers(), "retry-after"), "20");
+    assert_problem(r, 429, "rate_limited").await;
+    // The client's bucket covers every write route.
+    let draft = json!({
+        "service_id": "svc_haircut_women", "start_at": "2030-05-01T10:00:00Z",
+        "customer": {"name": "Aru", "phone": "+77010000000"},
+    });
+    let r = app
+        .post_json(
+            "/api/v1/booking/draft",
+            &draft,
+            &[("X-Store-Id", STORE), ("X-Forwarded-For", "203.0.113.7")],
+        )
+        .await;
+    assert_problem(r, 429, "rate_limited").await;
+
+    // Other clients share the store's bucket: two more, then the store is full.
+    assert_eq!(post_event_as(&app, "198.51.100.1").await.status(), 202);
+    assert_eq!(post_event_as(&app, "198.51.100.2").await.status(), 202);
+    let r = post_event_as(&app, "198.51.100.3").await;
+    assert_problem(r, 429, "rate_limited").await;
+    assert_eq!(visitors(&app).await, 3);
+
+    // The buckets refill with time.
+    app.clock.advance(std::time::Duration::from_secs(60));
+    assert_eq!(post_event_as(&app, "203.0.113.7").await.status(), 202);
+}
