@@ -248,6 +248,8 @@ pub struct Config {
     pub trusted_proxies: usize,
     /// Public write routes (`MANGO_RATE_LIMIT_PER_CLIENT`, `MANGO_RATE_LIMIT_PER_STORE`).
     pub rate_limits: crate::ratelimit::RateLimits,
+    /// Ended drafts are deleted this long after they ended (`MANGO_DRAFT_RETENTION_DAYS`).
+    pub draft_retention: Duration,
 }
 
 impl Config {
@@ -324,6 +326,7 @@ impl Config {
             booking_horizon: limits::booking_horizon(s)?,
             trusted_proxies: s.positive("MANGO_TRUSTED_PROXIES", 1)? as usize,
             rate_limits: limits::rate_limits(s)?,
+            draft_retention: limits::draft_retention(s)?,
         })
     }
 }

@@ -44,6 +44,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "006_store_analytics",
         include_str!("../../../migrations/mssql/006_store_analytics.sql"),
     ),
+    (
+        "008_hardening",
+        include_str!("../../../migrations/mssql/008_hardening.sql"),
+    ),
 ];
 
 /// How long an instance waits for another one's migrations.

@@ -44,6 +44,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "005_invalidation_feed",
         include_str!("../../../migrations/sqlite/005_invalidation_feed.sql"),
     ),
+    (
+        "007_hardening",
+        include_str!("../../../migrations/sqlite/007_hardening.sql"),
+    ),
 ];
 
 #[derive(Clone)]
