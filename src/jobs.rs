@@ -38,6 +38,9 @@ fn jobs() -> Vec<JobSpec> {
         ("prune_webhook_inbox", "0 17 * * * *", |s| {
             Box::pin(crate::webhooks::prune_inbox(s))
         }),
+        ("purge_daily_usage", "0 27 * * * *", |s| {
+            Box::pin(purge_daily_usage(s))
+        }),
     ]
 }
 
@@ -100,4 +103,10 @@ where
 pub async fn purge_expired_cache(state: AppState) -> anyhow::Result<u64> {
     let cutoff = state.clock.now_ms() - state.config.cache.stale.as_millis() as i64;
     in_batches(|| state.db.purge_expired_cache(cutoff, BATCH)).await
+}
+
+/// Usage counters of the analytics quota: yesterday's is kept (instances' clocks differ).
+pub async fn purge_daily_usage(state: AppState) -> anyhow::Result<u64> {
+    let before_day = crate::analytics::visitor::day_of(state.clock.now_ms()) - 1;
+    in_batches(|| state.db.purge_daily_usage(before_day, BATCH)).await
 }

@@ -168,3 +168,66 @@ async fn public_writes_are_rate_limited_per_client_and_per_store() {
     app.clock.advance(std::time::Duration::from_secs(60));
     assert_eq!(post_event_as(&app, "203.0.113.7").await.status(), 202);
 }
+
+async fn post_batch(app: &TestApp, n: usize) -> reqwest::Response {
+    let batch: Vec<Value> = (0..n)
+        .map(|i| json!({"name": "page_view", "url": format!("/p/{i}")}))
+        .collect();
+    app.post_json(
+        "/api/v1/analytics/events",
+        &json!(batch),
+        &[("X-Store-Id", STORE)],
+    )
+    .await
+}
+
+async fn page_views(app: &TestApp) -> Value {
+    let path = "/admin/v1/stores/salon/analytics";
+    let (_, _, body) = parts(app.admin(Method::GET, path, &app.store_key, None).await).await;
+    body["data"]["page_views"].clone()
+}
+
+/// Issue 17, point 1: a store records at most `MANGO_ANALYTICS_DAILY_QUOTA` events per UTC
+/// day, in the database (so across instances); a batch that would pass it is refused whole
+/// with 429 and `Retry-After` up to the next day.
+#[tokio::test]
+async fn analytics_events_have_a_daily_quota_per_store() {
+    let app = spawn_with(Options::default().set("MANGO_ANALYTICS_DAILY_QUOTA", "5")).await;
+    assert_eq!(post_batch(&app, 3).await.status(), 202);
+    let r = post_batch(&app, 3).await;
+    let retry_after: u64 = header(r.headers(), "retry-after").parse().unwrap();
+    assert!((1..=86_400).contains(&retry_after), "{retry_after}");
+    assert_problem(r, 429, "rate_limited").await;
+    assert_eq!(post_batch(&app, 2).await.status(), 202);
+    assert_eq!(post_batch(&app, 1).await.status(), 429);
+    // Another instance on the same database sees the same count.
+    let peer = app.spawn_peer().await;
+    let r = app
+        .client
+        .post(format!("{}/api/v1/analytics/events", peer.base))
+        .header("X-Store-Id", STORE)
+        .json(&json!({"name": "page_view", "url": "/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(page_views(&app).await, 5);
+
+    app.clock
+        .advance(std::time::Duration::from_secs(retry_after + 1));
+    assert_eq!(post_batch(&app, 5).await.status(), 202);
+    assert_eq!(
+        mango_store::jobs::purge_daily_usage(app.state.clone())
+            .await
+            .unwrap(),
+        0
+    );
+    app.clock
+        .advance(std::time::Duration::from_secs(2 * 86_400));
+    assert_eq!(
+        mango_store::jobs::purge_daily_usage(app.state.clone())
+            .await
+            .unwrap(),
+        2
+    );
+}

@@ -10,6 +10,7 @@ mod cache;
 mod drafts;
 mod inbox;
 mod stores;
+mod usage;
 
 use std::path::Path;
 use std::sync::Arc;
