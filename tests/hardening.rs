@@ -231,3 +231,57 @@ async fn analytics_events_have_a_daily_quota_per_store() {
         2
     );
 }
+
+/// Issue 17, point 1: page-view URLs and referrers are stored once (in the page-view row), and
+/// every stored URL keeps only `utm_*` query parameters: a query string can carry an email or
+/// a token.
+#[tokio::test]
+async fn urls_are_stored_once_and_without_private_query_parameters() {
+    let app = spawn_app().await;
+    let events = json!([
+        {"name": "page_view",
+         "url": "https://salon.example/services/svc_1?email=aru%40example.com&utm_source=ig#top",
+         "referrer": "https://mail.example/inbox?token=s3cret"},
+        {"name": "share", "url": "/services?reset=abc&utm_campaign=spring"},
+    ]);
+    let r = app
+        .post_json(
+            "/api/v1/analytics/events",
+            &events,
+            &[("X-Store-Id", STORE)],
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let stored = app.sql_texts("SELECT url FROM store_analytics_events ORDER BY id", &[]);
+    assert_eq!(
+        stored,
+        vec![None, Some("/services?utm_campaign=spring".to_string())],
+        "a page view's URL is in its page-view row only"
+    );
+    let page_view = app.sql_texts("SELECT url FROM store_analytics_page_views", &[]);
+    assert_eq!(
+        page_view,
+        vec![Some(
+            "https://salon.example/services/svc_1?utm_source=ig".to_string()
+        )]
+    );
+    let referrer = app.sql_texts("SELECT referrer FROM store_analytics_page_views", &[]);
+    assert_eq!(
+        referrer,
+        vec![Some("https://mail.example/inbox".to_string())]
+    );
+    let referrers = app.sql_texts("SELECT referrer FROM store_analytics_events", &[]);
+    assert!(referrers.iter().all(Option::is_none), "{referrers:?}");
+    // The funnel still sees the service view.
+    let (_, _, body) = parts(
+        app.admin(
+            Method::GET,
+            "/admin/v1/stores/salon/analytics",
+            &app.store_key,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(body["data"]["funnel"]["service_views"], 1, "{body}");
+}
