@@ -285,3 +285,55 @@ async fn urls_are_stored_once_and_without_private_query_parameters() {
     .await;
     assert_eq!(body["data"]["funnel"]["service_views"], 1, "{body}");
 }
+
+/// Issue 17, point 1: the issue's flood (32 clients posting 80-event `page_view` batches with a
+/// new User-Agent each time) for 3 s, with the default limits. One address gets its burst of
+/// 120 requests a minute; the rest are 429 and store nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_view_flood_from_one_address_is_bounded() {
+    let app = spawn_app().await;
+    let batch: Vec<Value> = (0..80)
+        .map(|i| json!({"name": "page_view", "url": format!("/p/{i}?utm_source=x&q={i}")}))
+        .collect();
+    let batch = std::sync::Arc::new(json!(batch));
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let flooders = (0..32).map(|n| {
+        let (client, url, batch) = (
+            app.client.clone(),
+            app.url("/api/v1/analytics/events"),
+            batch.clone(),
+        );
+        tokio::spawn(async move {
+            let (mut accepted, mut limited, mut i) = (0u64, 0u64, 0u64);
+            while std::time::Instant::now() < until {
+                i += 1;
+                let r = client
+                    .post(&url)
+                    .header("X-Store-Id", STORE)
+                    .header("User-Agent", format!("flood/{n}/{i}"))
+                    .json(&*batch)
+                    .send()
+                    .await
+                    .unwrap();
+                match r.status().as_u16() {
+                    202 => accepted += 1,
+                    429 => limited += 1,
+                    other => panic!("{other}"),
+                }
+            }
+            (accepted, limited)
+        })
+    });
+    let (mut accepted, mut limited) = (0, 0);
+    for r in futures::future::join_all(flooders).await {
+        let (a, l) = r.unwrap();
+        accepted += a;
+        limited += l;
+    }
+    let events = app.sql_i64("SELECT COUNT(*) FROM store_analytics_events", &[]);
+    eprintln!("flood: {accepted} batches accepted, {limited} refused, {events} events stored");
+    // The burst of 120, plus 2 a second refilled while the flood lasts.
+    assert!((120..=128).contains(&accepted), "{accepted}");
+    assert_eq!(events, accepted as i64 * 80);
+    assert!(limited > 0);
+}
