@@ -336,6 +336,10 @@ pub struct Config {
     pub trusted_proxies: usize,
     /// Public write routes (`MANGO_RATE_LIMIT_PER_CLIENT`, `MANGO_RATE_LIMIT_PER_STORE`).
     pub rate_limits: crate::ratelimit::RateLimits,
+    /// Ended drafts are deleted this long after they ended (`MANGO_DRAFT_RETENTION_DAYS`).
+    pub draft_retention: Duration,
+    /// Analytics events one store may record per UTC day (`MANGO_ANALYTICS_DAILY_QUOTA`).
+    pub analytics_daily_quota: u64,
 }
 
 impl Config {
@@ -428,6 +432,8 @@ impl Config {
             booking_horizon: limits::booking_horizon(s)?,
             trusted_proxies: s.positive("MANGO_TRUSTED_PROXIES", 1)? as usize,
             rate_limits: limits::rate_limits(s)?,
+            draft_retention: limits::draft_retention(s)?,
+            analytics_daily_quota: s.positive("MANGO_ANALYTICS_DAILY_QUOTA", 200_000)?,
         })
     }
 }

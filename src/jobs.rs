@@ -43,6 +43,9 @@ fn jobs() -> Vec<JobSpec> {
         ("purge_old_analytics", "0 23 3 * * *", |s| {
             Box::pin(purge_old_analytics(s))
         }),
+        ("purge_daily_usage", "0 27 * * * *", |s| {
+            Box::pin(purge_daily_usage(s))
+        }),
     ]
 }
 
@@ -102,4 +105,10 @@ pub async fn purge_old_analytics(state: AppState) -> anyhow::Result<u64> {
 pub async fn purge_expired_cache(state: AppState) -> anyhow::Result<u64> {
     let cutoff = state.clock.now_ms() - state.config.cache.stale.as_millis() as i64;
     in_batches(|| state.db.purge_expired_cache(cutoff, BATCH)).await
+}
+
+/// Usage counters of the analytics quota: yesterday's is kept (instances' clocks differ).
+pub async fn purge_daily_usage(state: AppState) -> anyhow::Result<u64> {
+    let before_day = crate::analytics::visitor::day_of(state.clock.now_ms()) - 1;
+    in_batches(|| state.db.purge_daily_usage(before_day, BATCH)).await
 }

@@ -881,3 +881,32 @@ async fn far_future_starts_are_invalid() {
     let draft = create(&app, &haircut(&at(729))).await;
     assert!(draft["end_at"].as_str().unwrap().ends_with('Z'));
 }
+
+/// Issue 17, point 1: ended drafts are deleted `MANGO_DRAFT_RETENTION_DAYS` after they ended
+/// (erasure alone left every row forever); open drafts and recent ones stay.
+#[tokio::test]
+async fn ended_drafts_are_deleted_after_the_retention_period() {
+    let app = spawn_with(Options::default().set("MANGO_DRAFT_RETENTION_DAYS", "3")).await;
+    let job = || mango_store::booking::expire_booking_drafts(app.state.clone());
+    let old = create(&app, &haircut("2030-05-01T10:00:00Z")).await;
+    let old_id = old["id"].as_str().unwrap().to_owned();
+    assert_eq!(confirm(&app, &old_id).await.status(), 200);
+    app.clock.advance(2 * DAY);
+    job().await.unwrap();
+    let recent = create(&app, &haircut("2030-05-01T12:00:00Z")).await;
+    assert_eq!(drafts_stored(&app), 2);
+
+    app.clock.advance(DAY + Duration::from_secs(60));
+    job().await.unwrap();
+    assert_eq!(drafts_stored(&app), 1, "the draft ended 3 days ago is gone");
+    let (status, _, _) = parts(send(&app, Method::GET, &draft_path(&old_id)).await).await;
+    assert_eq!(status, 404);
+    // The one that expired a day ago is kept (erased) until its own retention is over.
+    assert_eq!(
+        read(&app, recent["id"].as_str().unwrap()).await["status"],
+        "expired"
+    );
+    app.clock.advance(3 * DAY);
+    job().await.unwrap();
+    assert_eq!(drafts_stored(&app), 0);
+}

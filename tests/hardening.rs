@@ -168,3 +168,172 @@ async fn public_writes_are_rate_limited_per_client_and_per_store() {
     app.clock.advance(std::time::Duration::from_secs(60));
     assert_eq!(post_event_as(&app, "203.0.113.7").await.status(), 202);
 }
+
+async fn post_batch(app: &TestApp, n: usize) -> reqwest::Response {
+    let batch: Vec<Value> = (0..n)
+        .map(|i| json!({"name": "page_view", "url": format!("/p/{i}")}))
+        .collect();
+    app.post_json(
+        "/api/v1/analytics/events",
+        &json!(batch),
+        &[("X-Store-Id", STORE)],
+    )
+    .await
+}
+
+async fn page_views(app: &TestApp) -> Value {
+    let path = "/admin/v1/stores/salon/analytics";
+    let (_, _, body) = parts(app.admin(Method::GET, path, &app.store_key, None).await).await;
+    body["data"]["page_views"].clone()
+}
+
+/// Issue 17, point 1: a store records at most `MANGO_ANALYTICS_DAILY_QUOTA` events per UTC
+/// day, in the database (so across instances); a batch that would pass it is refused whole
+/// with 429 and `Retry-After` up to the next day.
+#[tokio::test]
+async fn analytics_events_have_a_daily_quota_per_store() {
+    let app = spawn_with(Options::default().set("MANGO_ANALYTICS_DAILY_QUOTA", "5")).await;
+    assert_eq!(post_batch(&app, 3).await.status(), 202);
+    let r = post_batch(&app, 3).await;
+    let retry_after: u64 = header(r.headers(), "retry-after").parse().unwrap();
+    assert!((1..=86_400).contains(&retry_after), "{retry_after}");
+    assert_problem(r, 429, "rate_limited").await;
+    assert_eq!(post_batch(&app, 2).await.status(), 202);
+    assert_eq!(post_batch(&app, 1).await.status(), 429);
+    // Another instance on the same database sees the same count.
+    let peer = app.spawn_peer().await;
+    let r = app
+        .client
+        .post(format!("{}/api/v1/analytics/events", peer.base))
+        .header("X-Store-Id", STORE)
+        .json(&json!({"name": "page_view", "url": "/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(page_views(&app).await, 5);
+
+    app.clock
+        .advance(std::time::Duration::from_secs(retry_after + 1));
+    assert_eq!(post_batch(&app, 5).await.status(), 202);
+    assert_eq!(
+        mango_store::jobs::purge_daily_usage(app.state.clone())
+            .await
+            .unwrap(),
+        0
+    );
+    app.clock
+        .advance(std::time::Duration::from_secs(2 * 86_400));
+    assert_eq!(
+        mango_store::jobs::purge_daily_usage(app.state.clone())
+            .await
+            .unwrap(),
+        2
+    );
+}
+
+/// Issue 17, point 1: page-view URLs and referrers are stored once (in the page-view row), and
+/// every stored URL keeps only `utm_*` query parameters: a query string can carry an email or
+/// a token.
+#[tokio::test]
+async fn urls_are_stored_once_and_without_private_query_parameters() {
+    let app = spawn_app().await;
+    let events = json!([
+        {"name": "page_view",
+         "url": "https://salon.example/services/svc_1?email=aru%40example.com&utm_source=ig#top",
+         "referrer": "https://mail.example/inbox?token=s3cret"},
+        {"name": "share", "url": "/services?reset=abc&utm_campaign=spring"},
+    ]);
+    let r = app
+        .post_json(
+            "/api/v1/analytics/events",
+            &events,
+            &[("X-Store-Id", STORE)],
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let stored = app.sql_texts("SELECT url FROM store_analytics_events ORDER BY id", &[]);
+    assert_eq!(
+        stored,
+        vec![None, Some("/services?utm_campaign=spring".to_string())],
+        "a page view's URL is in its page-view row only"
+    );
+    let page_view = app.sql_texts("SELECT url FROM store_analytics_page_views", &[]);
+    assert_eq!(
+        page_view,
+        vec![Some(
+            "https://salon.example/services/svc_1?utm_source=ig".to_string()
+        )]
+    );
+    let referrer = app.sql_texts("SELECT referrer FROM store_analytics_page_views", &[]);
+    assert_eq!(
+        referrer,
+        vec![Some("https://mail.example/inbox".to_string())]
+    );
+    let referrers = app.sql_texts("SELECT referrer FROM store_analytics_events", &[]);
+    assert!(referrers.iter().all(Option::is_none), "{referrers:?}");
+    // The funnel still sees the service view.
+    let (_, _, body) = parts(
+        app.admin(
+            Method::GET,
+            "/admin/v1/stores/salon/analytics",
+            &app.store_key,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(body["data"]["funnel"]["service_views"], 1, "{body}");
+}
+
+/// Issue 17, point 1: the issue's flood (32 clients posting 80-event `page_view` batches with a
+/// new User-Agent each time) for 3 s, with the default limits. One address gets its burst of
+/// 120 requests a minute; the rest are 429 and store nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_view_flood_from_one_address_is_bounded() {
+    let app = spawn_app().await;
+    let batch: Vec<Value> = (0..80)
+        .map(|i| json!({"name": "page_view", "url": format!("/p/{i}?utm_source=x&q={i}")}))
+        .collect();
+    let batch = std::sync::Arc::new(json!(batch));
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let flooders = (0..32).map(|n| {
+        let (client, url, batch) = (
+            app.client.clone(),
+            app.url("/api/v1/analytics/events"),
+            batch.clone(),
+        );
+        tokio::spawn(async move {
+            let (mut accepted, mut limited, mut i) = (0u64, 0u64, 0u64);
+            while std::time::Instant::now() < until {
+                i += 1;
+                let r = client
+                    .post(&url)
+                    .header("X-Store-Id", STORE)
+                    .header("User-Agent", format!("flood/{n}/{i}"))
+                    .json(&*batch)
+                    .send()
+                    .await
+                    .unwrap();
+                match r.status().as_u16() {
+                    202 => accepted += 1,
+                    429 => limited += 1,
+                    other => panic!("{other}"),
+                }
+            }
+            (accepted, limited)
+        })
+    });
+    let (mut accepted, mut limited) = (0, 0);
+    for r in futures::future::join_all(flooders).await {
+        let (a, l) = r.unwrap();
+        accepted += a;
+        limited += l;
+    }
+    let events = app.sql_i64("SELECT COUNT(*) FROM store_analytics_events", &[]);
+    eprintln!("flood: {accepted} batches accepted, {limited} refused, {events} events stored");
+    // The burst of 120, plus 2 a second refilled while the flood lasts.
+    assert!((120..=128).contains(&accepted), "{accepted}");
+    assert_eq!(events, accepted as i64 * 80);
+    assert!(limited > 0);
+}

@@ -129,8 +129,9 @@ fn parse_event(raw: Value) -> Result<ClientEvent, Refusal> {
             ),
         },
     })?;
-    let url = capped("url", raw.url)?;
-    let referrer = capped("referrer", raw.referrer)?;
+    // Redacted at once (query strings but `utm_*`, fragments, credentials): never stored.
+    let url = capped("url", raw.url)?.map(|u| super::url_policy::redact(&u));
+    let referrer = capped("referrer", raw.referrer)?.map(|u| super::url_policy::redact(&u));
     let props = raw.props.map(parse_props).transpose()?;
     let is_page_view = name.as_str() == PAGE_VIEW;
     Ok(ClientEvent {

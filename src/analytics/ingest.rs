@@ -109,6 +109,7 @@ pub async fn events(
     state.rate_limits.check(store_id, addr, now_ms)?;
     let events = parse_batch(beacon_json(&headers, &body)?)?;
     let accepted = events.len();
+    take_daily_quota(&state, store_id, accepted, now_ms).await?;
     let salt = state
         .salts
         .for_day(&state.db, day_of(now_ms), now_ms)
@@ -133,4 +134,35 @@ pub async fn events(
         StatusCode::ACCEPTED,
         axum::Json(json!({"data": {"accepted": accepted}})),
     ))
+}
+
+/// The store's daily allowance of events (`MANGO_ANALYTICS_DAILY_QUOTA`), shared by every
+/// instance through the database: a batch that would pass it is refused whole, with
+/// `Retry-After` up to the next UTC day.
+async fn take_daily_quota(
+    state: &AppState,
+    store_id: i64,
+    events: usize,
+    now_ms: i64,
+) -> Result<()> {
+    let quota = state.config.analytics_daily_quota;
+    let day = day_of(now_ms);
+    let quota = i64::try_from(quota).unwrap_or(i64::MAX);
+    if state
+        .db
+        .take_daily_events(store_id, day, events as i64, quota)
+        .await?
+    {
+        return Ok(());
+    }
+    metrics::counter!("mango_analytics_quota_refusals_total").increment(1);
+    let next_day_ms = (day + 1) * 86_400_000;
+    let retry_after = ((next_day_ms - now_ms) as u64).div_ceil(1000).max(1);
+    Err(crate::error::ApiError::RateLimited {
+        retry_after,
+        detail: format!(
+            "this store has recorded its {quota} analytics events for today (UTC); \
+             events are accepted again tomorrow"
+        ),
+    })
 }

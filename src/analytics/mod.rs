@@ -4,6 +4,7 @@
 
 pub mod event;
 pub mod ingest;
+pub mod url_policy;
 pub mod visitor;
 
 use axum::routing::post;

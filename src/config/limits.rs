@@ -72,3 +72,14 @@ pub(super) fn rate_limits(s: &Settings) -> Result<RateLimits, ConfigError> {
         per_store: rate("MANGO_RATE_LIMIT_PER_STORE", default.per_store)?,
     })
 }
+
+/// At least 2 days: a draft's customer details are erased a day after it ended, and deletion
+/// comes after that.
+pub(super) fn draft_retention(s: &Settings) -> Result<Duration, ConfigError> {
+    let var = "MANGO_DRAFT_RETENTION_DAYS";
+    let days = s.positive(var, 30)?;
+    if !(2..=36_500).contains(&days) {
+        return Err(ConfigError::new(var, "must be between 2 and 36500"));
+    }
+    Ok(Duration::from_secs(days * 86_400))
+}

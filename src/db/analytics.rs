@@ -50,6 +50,18 @@ pub struct ClientEvent {
     pub path: Option<String>,
 }
 
+impl ClientEvent {
+    /// `(url, referrer)` for the events row: a page view's are stored once, in its page-view
+    /// row, not twice.
+    pub fn event_url_and_referrer(&self) -> (Option<&str>, Option<&str>) {
+        if self.is_page_view {
+            (None, None)
+        } else {
+            (self.url.as_deref(), self.referrer.as_deref())
+        }
+    }
+}
+
 /// The session a batch of visitor events was recorded in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedSession {

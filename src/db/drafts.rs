@@ -244,4 +244,7 @@ pub trait DraftRepo {
         limit: u32,
     ) -> DbResult<u64>;
     async fn purge_idempotency_keys(&self, before_ms: i64, limit: u32) -> DbResult<u64>;
+    /// Deletes drafts that ended before `ended_before_ms` and whose customer details are
+    /// already erased, at most `limit` (their idempotency keys go with them).
+    async fn delete_ended_drafts(&self, ended_before_ms: i64, limit: u32) -> DbResult<u64>;
 }

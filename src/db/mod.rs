@@ -11,6 +11,7 @@ mod inbox;
 pub mod mssql;
 pub mod sqlite;
 mod url;
+mod usage;
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ pub use self::inbox::*;
 pub use self::url::{DatabaseUrl, MssqlEncrypt, MssqlUrl};
 use crate::domain::Resource;
 pub use crate::domain::Scope;
+pub use self::usage::UsageRepo;
 
 pub type Db = Arc<dyn Database>;
 
@@ -61,7 +63,7 @@ pub async fn connect(url: &DatabaseUrl) -> anyhow::Result<Db> {
 
 #[async_trait]
 pub trait Database:
-    StoreRepo + CacheRepo + InboxRepo + DraftRepo + AnalyticsRepo + Send + Sync + 'static
+    StoreRepo + CacheRepo + InboxRepo + DraftRepo + AnalyticsRepo + UsageRepo + Send + Sync + 'static
 {
     /// Applies the migrations that have not run yet; safe when several instances start at once.
     async fn migrate(&self) -> anyhow::Result<()>;

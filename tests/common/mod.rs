@@ -517,6 +517,8 @@ impl ServeProcess {
             .env("MANGO_BIZ_API_KEY", BIZ_KEY)
             .env("MANGO_WEBHOOK_SECRETS", WEBHOOK_SECRET)
             .env("MANGO_ADMIN_TOKEN", ADMIN_TOKEN)
+            // As in `spawn_with`: the suites book fixed dates years ahead.
+            .env("MANGO_BOOKING_HORIZON_DAYS", "3650")
             .env("MANGO_LOG_FORMAT", "json")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null());

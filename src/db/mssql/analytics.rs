@@ -143,11 +143,12 @@ impl AnalyticsRepo for MssqlDb {
                 let page_views = b.events.iter().filter(|e| e.is_page_view).count() as i64;
                 let session = extend_or_start_session(c, b, page_views).await?;
                 for e in &b.events {
+                    let (url, referrer) = e.event_url_and_referrer();
                     let p: [&dyn ToSql; 9] = [
                         &b.store_id,
                         &e.name,
-                        &e.url,
-                        &e.referrer,
+                        &url,
+                        &referrer,
                         &e.props,
                         &None::<String>,
                         &b.visitor_hash,

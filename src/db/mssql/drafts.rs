@@ -319,6 +319,17 @@ impl DraftRepo for MssqlDb {
         )
         .await
     }
+
+    async fn delete_ended_drafts(&self, ended_before_ms: i64, limit: u32) -> DbResult<u64> {
+        // Idempotency keys naming a deleted draft go by ON DELETE CASCADE.
+        self.batched(
+            "DELETE TOP (@P1) FROM store_booking.drafts
+             WHERE erased_at IS NOT NULL AND ended_at < @P2",
+            limit,
+            vec![ended_before_ms],
+        )
+        .await
+    }
 }
 
 impl MssqlDb {

@@ -49,6 +49,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../migrations/mssql/007_declared_resources.sql"),
     ),
     (
+        "008_hardening",
+        include_str!("../../../migrations/mssql/008_hardening.sql"),
+    ),
+    (
         "009_browser",
         include_str!("../../../migrations/mssql/009_browser.sql"),
     ),

@@ -22,6 +22,7 @@ mod feed;
 mod inbox;
 mod migrate;
 mod stores;
+mod usage;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -103,11 +103,12 @@ impl AnalyticsRepo for SqliteDb {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for e in &batch.events {
+                let (url, referrer) = e.event_url_and_referrer();
                 event.execute(params![
                     batch.store_id,
                     e.name,
-                    e.url,
-                    e.referrer,
+                    url,
+                    referrer,
                     e.props,
                     batch.visitor_hash,
                     session.session_id,

@@ -393,4 +393,18 @@ impl DraftRepo for SqliteDb {
         })
         .await
     }
+
+    async fn delete_ended_drafts(&self, ended_before_ms: i64, limit: u32) -> DbResult<u64> {
+        self.write_tx(move |tx| {
+            // Idempotency keys naming a deleted draft go by ON DELETE CASCADE.
+            let n = tx.execute(
+                "DELETE FROM store_booking_drafts
+                 WHERE rowid IN (SELECT rowid FROM store_booking_drafts
+                                 WHERE erased_at IS NOT NULL AND ended_at < ?1 LIMIT ?2)",
+                params![ended_before_ms, limit],
+            )?;
+            Ok(n as u64)
+        })
+        .await
+    }
 }

@@ -10,6 +10,7 @@ mod cache;
 mod drafts;
 mod inbox;
 mod stores;
+mod usage;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -47,6 +48,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "006_declared_resources",
         include_str!("../../../migrations/sqlite/006_declared_resources.sql"),
+    ),
+    (
+        "007_hardening",
+        include_str!("../../../migrations/sqlite/007_hardening.sql"),
     ),
     (
         "008_browser",
