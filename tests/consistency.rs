@@ -2,14 +2,16 @@
 //! file in front of a fake Biz whose items carry a `version` that grows on every update.
 //! Readers on every instance read items and the list; a writer updates Biz, then sends the
 //! signed webhook to a random instance (now and then repeating an earlier delivery to another
-//! one, which must answer `duplicate`), while Biz fails now and then. Afterwards the history is
+//! one, which must answer `duplicate`), while Biz fails now and then and one instance is
+//! killed with SIGKILL halfway and started again. Afterwards the history is
 //! checked: no read that began after a webhook's 2xx, on the instance that answered it, saw an
 //! older version; on the other instances, none that began a second after it; and no 5xx but
 //! the documented 503. `MANGO_CHECKER_SECS` makes the run longer (a soak).
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -20,7 +22,9 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 const KEYS: [&str; 3] = ["svc_haircut_women", "svc_blowdry", "svc_haircut_men"];
+const INSTANCES: usize = 3;
 const READERS_PER_INSTANCE: usize = 3;
+const NONE: usize = usize::MAX;
 /// How soon an instance must see a webhook another instance answered (the invalidation feed).
 const ELSEWHERE_WITHIN: Duration = Duration::from_secs(1);
 
@@ -88,13 +92,19 @@ async fn no_read_after_a_webhook_answer_sees_an_older_version_on_any_instance() 
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("checker.db");
     let mut instances = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..INSTANCES {
         instances.push(ServeProcess::start(&db, &biz_url, &[("MANGO_LOG", "warn")]).await);
     }
-    let bases: Arc<Vec<String>> = Arc::new(instances.iter().map(|p| p.base.clone()).collect());
+    let bases: Arc<RwLock<Vec<String>>> = Arc::new(RwLock::new(
+        instances.iter().map(|p| p.base.clone()).collect(),
+    ));
+    let first = bases.read().unwrap()[0].clone();
+    // The instance killed and not yet restarted (`NONE`: none).
+    let down = Arc::new(AtomicUsize::new(NONE));
+    let refused = Arc::new(AtomicUsize::new(0));
     let client = reqwest::Client::new();
     let created = client
-        .post(format!("{}/admin/v1/stores", bases[0]))
+        .post(format!("{first}/admin/v1/stores"))
         .bearer_auth(ADMIN_TOKEN)
         .json(&json!({"slug": STORE, "name": "Salon", "biz_business_id": BUSINESS}))
         .send()
@@ -102,7 +112,7 @@ async fn no_read_after_a_webhook_answer_sees_an_older_version_on_any_instance() 
         .unwrap();
     assert_eq!(created.status(), 201);
     let items: Vec<Value> = client
-        .get(format!("{}/api/v1/services", bases[0]))
+        .get(format!("{first}/api/v1/services"))
         .header("X-Store-Id", STORE)
         .send()
         .await
@@ -120,29 +130,43 @@ async fn no_read_after_a_webhook_answer_sees_an_older_version_on_any_instance() 
     let errors = Arc::new(Mutex::new(Vec::<String>::new()));
     let unavailable = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut readers = Vec::new();
-    for instance in 0..bases.len() {
+    for instance in 0..INSTANCES {
         for r in 0..READERS_PER_INSTANCE {
-            let (bases, reads, errors, unavailable) = (
+            let (bases, reads, errors, unavailable, down, refused) = (
                 bases.clone(),
                 reads.clone(),
                 errors.clone(),
                 unavailable.clone(),
+                down.clone(),
+                refused.clone(),
             );
             let client = client.clone();
             let mut rng = StdRng::seed_from_u64(seed ^ ((instance * 16 + r) as u64 + 1));
             readers.push(tokio::spawn(async move {
                 while Instant::now() < deadline {
+                    if down.load(Ordering::Acquire) == instance {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                    let base = bases.read().unwrap()[instance].clone();
                     let key = KEYS[rng.random_range(0..KEYS.len())];
                     let (path, url) = if rng.random_bool(0.7) {
-                        ("item", format!("{}/api/v1/services/{key}", bases[instance]))
+                        ("item", format!("{base}/api/v1/services/{key}"))
                     } else {
-                        ("list", format!("{}/api/v1/services", bases[instance]))
+                        ("list", format!("{base}/api/v1/services"))
                     };
                     let start = epoch.elapsed();
                     let response = match client.get(&url).header("X-Store-Id", STORE).send().await {
                         Ok(response) => response,
                         Err(err) => {
-                            errors.lock().unwrap().push(format!("{url}: {err}"));
+                            // The instance was killed under this request.
+                            if down.load(Ordering::Acquire) == instance
+                                || bases.read().unwrap()[instance] != base
+                            {
+                                refused.fetch_add(1, Ordering::Relaxed);
+                            } else {
+                                errors.lock().unwrap().push(format!("{url}: {err}"));
+                            }
                             continue;
                         }
                     };
@@ -152,7 +176,7 @@ async fn no_read_after_a_webhook_answer_sees_an_older_version_on_any_instance() 
                     match status {
                         200 => {}
                         503 if body["code"] == "upstream_unavailable" => {
-                            unavailable.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            unavailable.fetch_add(1, Ordering::Relaxed);
                             continue;
                         }
                         other => {
@@ -194,7 +218,20 @@ async fn no_read_after_a_webhook_answer_sees_an_older_version_on_any_instance() 
     let mut acks: Vec<Ack> = Vec::new();
     let mut versions = [0u64; KEYS.len()];
     let (mut duplicates, mut biz_faults, mut n) = (0, 0, 0);
+    let mut killed_for = None;
     while Instant::now() < deadline {
+        if killed_for.is_none() && epoch.elapsed() > run_for / 2 {
+            // SIGKILL one instance mid-run and start it again on the same database.
+            let victim = rng.random_range(0..INSTANCES);
+            let killed = Instant::now();
+            down.store(victim, Ordering::Release);
+            instances[victim].child.kill().unwrap();
+            instances[victim].child.wait().unwrap();
+            instances[victim] = ServeProcess::start(&db, &biz_url, &[("MANGO_LOG", "warn")]).await;
+            bases.write().unwrap()[victim] = instances[victim].base.clone();
+            down.store(NONE, Ordering::Release);
+            killed_for = Some((victim, killed.elapsed()));
+        }
         n += 1;
         let k = rng.random_range(0..KEYS.len());
         versions[k] += 1;
@@ -205,9 +242,10 @@ async fn no_read_after_a_webhook_answer_sees_an_older_version_on_any_instance() 
             biz.fail_next(Route::Item, 2, Failure::Unavailable);
             biz_faults += 1;
         }
-        let instance = rng.random_range(0..bases.len());
+        let instance = rng.random_range(0..INSTANCES);
         let event_id = format!("evt_checker_{n}");
-        let response = signed_webhook(&client, &bases[instance], &event_id, KEYS[k])
+        let base = bases.read().unwrap()[instance].clone();
+        let response = signed_webhook(&client, &base, &event_id, KEYS[k])
             .send()
             .await
             .unwrap();
@@ -228,9 +266,10 @@ async fn no_read_after_a_webhook_answer_sees_an_older_version_on_any_instance() 
         if rng.random_bool(0.2) {
             // An earlier delivery again, to another instance, out of order.
             let earlier = &acks[rng.random_range(0..acks.len())];
-            let other = (earlier.instance + 1 + rng.random_range(0..2)) % bases.len();
+            let other = (earlier.instance + 1 + rng.random_range(0..2)) % INSTANCES;
+            let base = bases.read().unwrap()[other].clone();
             let (status, _, body) = parts(
-                signed_webhook(&client, &bases[other], &earlier.event_id, earlier.key)
+                signed_webhook(&client, &base, &earlier.event_id, earlier.key)
                     .send()
                     .await
                     .unwrap(),
@@ -302,11 +341,17 @@ async fn no_read_after_a_webhook_answer_sees_an_older_version_on_any_instance() 
          acknowledged, {duplicates} duplicate deliveries, {biz_faults} Biz fault bursts, {} \
          503s, {} other errors, {} violations",
         reads.len(),
-        bases.len(),
+        INSTANCES,
         acks.len(),
-        unavailable.load(std::sync::atomic::Ordering::Relaxed),
+        unavailable.load(Ordering::Relaxed),
         errors.len(),
         violations.len(),
+    );
+    let (victim, restart) = killed_for.expect("an instance was killed");
+    println!(
+        "checker: instance {victim} killed with SIGKILL and serving again after {restart:?}; \
+         {} requests to it failed meanwhile",
+        refused.load(Ordering::Relaxed)
     );
     for v in violations.iter().take(10) {
         println!("violation: {v}");
