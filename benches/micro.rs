@@ -70,6 +70,8 @@ fn cache_hit(c: &mut Criterion) {
             base_url: url.parse().unwrap(),
             api_key: Secret::new("k"),
             timeout: Duration::from_secs(3),
+            max_concurrency: BizConfig::DEFAULT_MAX_CONCURRENCY,
+            queue_timeout: BizConfig::DEFAULT_QUEUE_TIMEOUT,
         })
         .unwrap();
         let cache = CatalogCache::new(

@@ -275,6 +275,15 @@ pub struct BizConfig {
     pub base_url: Url,
     pub api_key: Secret,
     pub timeout: Duration,
+    /// Biz calls in flight at once (`MANGO_BIZ_MAX_CONCURRENCY`).
+    pub max_concurrency: usize,
+    /// How long a call waits for one of those before it is shed (`MANGO_BIZ_QUEUE_TIMEOUT_MS`).
+    pub queue_timeout: Duration,
+}
+
+impl BizConfig {
+    pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
+    pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_millis(100);
 }
 
 #[derive(Debug, Clone)]
@@ -363,6 +372,7 @@ impl Config {
                 "must be greater than 0",
             ));
         }
+        let (max_concurrency, queue_timeout) = limits::biz_concurrency(s)?;
         let webhook_secrets = s
             .required("MANGO_WEBHOOK_SECRETS")?
             .split(',')
@@ -404,6 +414,8 @@ impl Config {
                 base_url,
                 api_key: Secret::new(s.required("MANGO_BIZ_API_KEY")?),
                 timeout: Duration::from_millis(timeout_ms),
+                max_concurrency,
+                queue_timeout,
             },
             webhook_secrets,
             webhook_tolerance: s.secs("MANGO_WEBHOOK_TOLERANCE_SECS", 300)?,

@@ -350,16 +350,82 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         self.activity.request_started();
+        let mut unread = None;
         let mut request = if request.body().is_end_stream() {
             request.map(Body::new)
         } else {
             let timeout = self.body_read_timeout;
-            request.map(|body| Body::new(TimedBody::new(body, timeout)))
+            let slot = Unread::default();
+            unread = Some(slot.clone());
+            request.map(|body| {
+                Body::new(ReturnedBody {
+                    inner: Some(Box::pin(TimedBody::new(body, timeout))),
+                    unread: slot,
+                })
+            })
         };
         request.extensions_mut().insert(ConnectInfo(self.addr));
         InFlight {
             inner: self.router.clone().call(request),
             guard: InFlightGuard(self.activity.clone()),
+            unread,
+            draining: None,
+        }
+    }
+}
+
+/// How much of a body its handler left unread is read and thrown away after the answer, so
+/// the connection can serve the next request. Past it (or past the body timeout) the answer
+/// says `Connection: close` instead.
+const DRAIN_LIMIT: u64 = 1024 * 1024;
+
+/// Where a request body its handler dropped unread is handed back to the connection.
+type Unread = Arc<std::sync::Mutex<Option<Pin<Box<TimedBody>>>>>;
+
+/// The request body as handlers see it. Dropped before its end (a handler that answers
+/// without reading it: a 405, a 401 before the JSON, a 413, the key rotation, which takes no
+/// body), it hands the rest back to the connection instead of dropping it. Dropping it would
+/// tell hyper nobody wants the body, and hyper then reads only what has already arrived and,
+/// if the body is not complete, closes the connection after the answer, without saying
+/// `Connection: close`: a client that wrote the head and the body separately found its
+/// pooled connection dead at the next request (issue 16).
+struct ReturnedBody {
+    inner: Option<Pin<Box<TimedBody>>>,
+    unread: Unread,
+}
+
+impl HttpBody for ReturnedBody {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut().inner.as_mut() {
+            Some(body) => body.as_mut().poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), |b| b.size_hint())
+    }
+}
+
+impl Drop for ReturnedBody {
+    fn drop(&mut self) {
+        if let Some(body) = self.inner.take()
+            && !body.is_end_stream()
+            && let Ok(mut slot) = self.unread.lock()
+        {
+            *slot = Some(body);
         }
     }
 }
@@ -373,20 +439,87 @@ impl Drop for InFlightGuard {
 }
 
 pin_project_lite::pin_project! {
-    /// The router's future; the request stops counting as in flight when it is dropped.
+    /// The router's future, then the draining of a body its handler left unread; the request
+    /// stops counting as in flight when it is dropped.
     pub struct InFlight {
         #[pin]
         inner: axum::routing::future::RouteFuture<Infallible>,
         guard: InFlightGuard,
+        unread: Option<Unread>,
+        draining: Option<Draining>,
     }
+}
+
+struct Draining {
+    response: Option<Response<Body>>,
+    body: Pin<Box<TimedBody>>,
+    drained: u64,
 }
 
 impl Future for InFlight {
     type Output = Result<Response<Body>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().inner.poll(cx)
+        let this = self.project();
+        let Some(draining) = this.draining else {
+            let response = ready!(this.inner.poll(cx))?;
+            let body = this
+                .unread
+                .take()
+                .and_then(|slot| slot.lock().ok().and_then(|mut b| b.take()));
+            let Some(body) = body else {
+                return Poll::Ready(Ok(response));
+            };
+            if body.size_hint().lower() > DRAIN_LIMIT {
+                return Poll::Ready(Ok(closing(response)));
+            }
+            *this.draining = Some(Draining {
+                response: Some(response),
+                body,
+                drained: 0,
+            });
+            return poll_draining(this.draining.as_mut().expect("just set"), cx);
+        };
+        poll_draining(draining, cx)
     }
+}
+
+/// Reads and discards the rest of an unread body, then answers; `Connection: close` when the
+/// rest is too long, broken or late.
+fn poll_draining(
+    draining: &mut Draining,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Response<Body>, Infallible>> {
+    loop {
+        let keep_alive = match ready!(draining.body.as_mut().poll_frame(cx)) {
+            None => true,
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    draining.drained += data.len() as u64;
+                }
+                if draining.drained <= DRAIN_LIMIT {
+                    continue;
+                }
+                false
+            }
+            Some(Err(_)) => false,
+        };
+        let response = draining.response.take().expect("answered once");
+        return Poll::Ready(Ok(if keep_alive {
+            response
+        } else {
+            closing(response)
+        }));
+    }
+}
+
+/// The answer, telling the client that this connection ends with it (hyper then closes it).
+fn closing(mut response: Response<Body>) -> Response<Body> {
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 pin_project_lite::pin_project! {

@@ -247,6 +247,28 @@ struct FakeState {
     /// The first answer per idempotency key, replayed verbatim.
     replies: HashMap<String, (StatusCode, Value)>,
     confirmed: Vec<Confirmed>,
+    /// Catalog reads (lists and items) being answered now, and the most there ever were.
+    reads_in_flight: usize,
+    max_reads_in_flight: usize,
+}
+
+/// Counts a catalog read in flight until the handler is done with it (or dropped).
+struct ReadInFlight(FakeBiz);
+
+impl ReadInFlight {
+    fn new(fake: &FakeBiz) -> Self {
+        let mut state = fake.state();
+        state.reads_in_flight += 1;
+        state.max_reads_in_flight = state.max_reads_in_flight.max(state.reads_in_flight);
+        drop(state);
+        Self(fake.clone())
+    }
+}
+
+impl Drop for ReadInFlight {
+    fn drop(&mut self) {
+        self.0.state().reads_in_flight -= 1;
+    }
 }
 
 struct Confirmed {
@@ -351,10 +373,17 @@ impl FakeBiz {
         self.state().calls_for.get(&key).copied().unwrap_or(0)
     }
 
+    /// The most catalog reads (lists and items) Biz was answering at once since the start or
+    /// the last `reset_counts`.
+    pub fn max_reads_in_flight(&self) -> usize {
+        self.state().max_reads_in_flight
+    }
+
     pub fn reset_counts(&self) {
         let mut state = self.state();
         state.calls.clear();
         state.calls_for.clear();
+        state.max_reads_in_flight = state.reads_in_flight;
     }
 
     /// Every POST /bookings received, in order, with the status it got (a hung request is
@@ -633,6 +662,7 @@ async fn read(
     } else {
         Route::List
     };
+    let _in_flight = ReadInFlight::new(&fake);
     let (failure, delay) = fake.begin(route, (resource, id), &headers);
     if failure != Failure::None {
         if let Some(delay) = delay {

@@ -21,6 +21,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod failpoint;
 pub mod fakebiz;
 pub mod jobs;
 pub mod openapi;

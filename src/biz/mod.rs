@@ -1,6 +1,13 @@
 //! The Biz API client (CONTRACT §7): bearer auth, a per-request timeout, cursor pagination
 //! joined in order, and errors classified by what the caller should do about them.
+//!
+//! Calls in flight are bounded (`MANGO_BIZ_MAX_CONCURRENCY`): a call that cannot get a place
+//! within `MANGO_BIZ_QUEUE_TIMEOUT_MS` is shed as `Unavailable` without reaching Biz, so a
+//! flood of cold misses (each a distinct key, which coalescing cannot join) costs a slow Biz
+//! at most that many requests, and what cannot be served in time is answered at once (STALE
+//! when a copy exists, else 503 with `Retry-After`) instead of waiting in an unbounded queue.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -116,6 +123,8 @@ pub struct BizClient {
     http: reqwest::Client,
     base: Url,
     api_key: Secret,
+    permits: Arc<tokio::sync::Semaphore>,
+    queue_timeout: Duration,
 }
 
 impl BizClient {
@@ -130,6 +139,8 @@ impl BizClient {
             http,
             base: config.base_url.clone(),
             api_key: config.api_key.clone(),
+            permits: Arc::new(tokio::sync::Semaphore::new(config.max_concurrency.max(1))),
+            queue_timeout: config.queue_timeout,
         })
     }
 
@@ -158,6 +169,14 @@ impl BizClient {
         what: &'static str,
         request: reqwest::RequestBuilder,
     ) -> Result<bytes::Bytes, BizError> {
+        let Some(_permit) = self.permit().await else {
+            // Not logged per call: under a flood that would be a line per shed request.
+            metrics::counter!("mango_biz_requests_total", "call" => what, "outcome" => "shed")
+                .increment(1);
+            return Err(BizError::Unavailable(
+                "too many Biz calls in flight; shed".into(),
+            ));
+        };
         let started = Instant::now();
         let result = self.send_inner(request).await;
         let outcome = match &result {
@@ -184,6 +203,17 @@ impl BizClient {
             }
         }
         result
+    }
+
+    /// A place among the calls in flight, at once or within the queue timeout.
+    async fn permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        if let Ok(permit) = self.permits.try_acquire() {
+            return Some(permit);
+        }
+        tokio::time::timeout(self.queue_timeout, self.permits.acquire())
+            .await
+            .ok()?
+            .ok()
     }
 
     async fn send_inner(&self, request: reqwest::RequestBuilder) -> Result<bytes::Bytes, BizError> {
@@ -368,6 +398,8 @@ mod tests {
             base_url: base.parse().unwrap(),
             api_key: Secret::new("k"),
             timeout: Duration::from_secs(1),
+            max_concurrency: 4,
+            queue_timeout: Duration::from_millis(10),
         })
         .unwrap()
     }

@@ -383,11 +383,14 @@ async fn call_biz(state: &AppState, tenant: &Tenant, draft: DraftRecord) -> Conf
     };
     metrics::counter!("mango_booking_confirms_total", "outcome" => label).increment(1);
     tracing::info!(draft_id = %draft.id, attempt, outcome = label, "confirm finished");
-    match state
+    let finished = state
         .db
         .finish_confirm(tenant.store_id, &draft.id, attempt, finish, now_ms)
-        .await
-    {
+        .await;
+    if finished.is_ok() {
+        crate::failpoint::hit("confirm_after_commit");
+    }
+    match finished {
         // What the database holds: Biz's answer as recorded by this finish, even if the claim
         // was released or taken over meanwhile, or the same answer recorded first by a
         // takeover (Biz replays it for the same idempotency key).

@@ -49,6 +49,31 @@ pub(super) fn connection_limits(s: &Settings) -> Result<ConnectionLimits, Config
     })
 }
 
+/// `(MANGO_BIZ_MAX_CONCURRENCY, MANGO_BIZ_QUEUE_TIMEOUT_MS)`: Biz calls in flight at once, and
+/// how long a call may wait for a place among them before it is shed.
+pub(super) fn biz_concurrency(s: &Settings) -> Result<(usize, Duration), ConfigError> {
+    use crate::config::BizConfig;
+    let max = s.positive(
+        "MANGO_BIZ_MAX_CONCURRENCY",
+        BizConfig::DEFAULT_MAX_CONCURRENCY as u64,
+    )?;
+    if max > 100_000 {
+        return Err(ConfigError::new(
+            "MANGO_BIZ_MAX_CONCURRENCY",
+            "must be at most 100000",
+        ));
+    }
+    let default_wait = BizConfig::DEFAULT_QUEUE_TIMEOUT.as_millis() as u64;
+    let wait_ms: u64 = s.parse_or("MANGO_BIZ_QUEUE_TIMEOUT_MS", default_wait)?;
+    if wait_ms > 60_000 {
+        return Err(ConfigError::new(
+            "MANGO_BIZ_QUEUE_TIMEOUT_MS",
+            "must be at most 60000",
+        ));
+    }
+    Ok((max as usize, Duration::from_millis(wait_ms)))
+}
+
 /// At most 100 years, so every accepted start is an instant the service can write.
 pub(super) fn booking_horizon(s: &Settings) -> Result<Duration, ConfigError> {
     let var = "MANGO_BOOKING_HORIZON_DAYS";

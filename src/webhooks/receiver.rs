@@ -280,6 +280,7 @@ async fn apply(state: &AppState, event: &WebhookEvent) -> Result<Accepted, Refus
     invalidate(state, &store_ids, &scopes)
         .await
         .map_err(Refusal::failed)?;
+    crate::failpoint::hit("webhook_before_finish");
     let availability = state.catalog.resources().availability();
     if scopes.contains(&Scope::Resource(availability)) {
         let cause = match event.topic.subject {
@@ -293,6 +294,7 @@ async fn apply(state: &AppState, event: &WebhookEvent) -> Result<Accepted, Refus
         .finish_delivery(&event.id, state.clock.now_ms())
         .await
         .map_err(Refusal::failed)?;
+    crate::failpoint::hit("webhook_after_commit");
     Ok(Accepted::Processed { retry })
 }
 
