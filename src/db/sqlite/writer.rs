@@ -99,6 +99,9 @@ impl Writer {
     pub(super) fn start(path: &Path, busy_timeout: Duration) -> anyhow::Result<Self> {
         let mut conn = Connection::open(path)?;
         configure(&mut conn, busy_timeout)?;
+        // Every write statement of the process runs here: keep them all prepared (rusqlite's
+        // default of 16 would re-prepare in turn under a mixed load).
+        conn.set_prepared_statement_cache_capacity(256);
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
         let closed = Arc::new(AtomicBool::new(false));
         let stop = closed.clone();
