@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One command: installs what is missing (nginx, wrk, varnish from Debian), builds the
-# production profile (what the Docker image ships), and runs bench/bench.py (pass its options through, e.g. --duration 10 --rounds 5).
+# One command: installs what is missing (nginx, wrk, varnish from Debian; oha with cargo), builds the
+# production profile (what the Docker image ships), and runs bench/bench.py (pass its options through, e.g. --duration 10 --rounds 5,
+# or --only fixed,sizes for some sections).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
@@ -12,6 +13,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "bench: installing ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# oha (the fixed-rate load generator) is not packaged in Debian stable.
+if ! command -v oha >/dev/null && [ ! -x "$HOME/.cargo/bin/oha" ]; then
+  echo "bench: installing oha (cargo install oha --locked)"
+  cargo install oha --locked
 fi
 # The packaged services must not hold our ports or run beside the benchmark.
 systemctl stop nginx varnish >/dev/null 2>&1 || true

@@ -1,4 +1,5 @@
-//! Webhook throughput and webhook → fresh-read latency, against the real server on SQLite.
+//! Webhook throughput and webhook → fresh-read latency, against the real server on SQLite
+//! (or on the database `MANGO_BENCH_DATABASE_URL` names).
 //!
 //! `cargo bench --bench webhooks` (release profile). The service runs in this process on
 //! port 0 with a fresh SQLite file and the in-process fake Biz serving `fixtures/`; senders
@@ -25,7 +26,6 @@ use serde_json::{Value, json};
 
 const SECRET: &str = "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtMzItYnl0ZXMh";
 const BIZ_KEY: &str = "bench-biz-key";
-const STORE: &str = "bench";
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -40,6 +40,9 @@ struct Bench {
     biz: FakeBiz,
     business: String,
     secret: WebhookSecret,
+    store: String,
+    /// Prefix of this run's delivery ids.
+    run: String,
 }
 
 impl Bench {
@@ -70,7 +73,7 @@ impl Bench {
         let response = self
             .client
             .get(format!("{}{path}", self.base))
-            .header("X-Store-Id", STORE)
+            .header("X-Store-Id", &self.store)
             .send()
             .await
             .expect("read sent");
@@ -101,6 +104,16 @@ async fn main() -> anyhow::Result<()> {
         (200, 4, 20)
     };
 
+    // `MANGO_BENCH_DATABASE_URL` (an `mssql://` URL) runs it on that database instead of a
+    // fresh SQLite file; ids and the store's slug then carry this run's start time, so runs
+    // on one database do not meet each other's deliveries.
+    let shared = std::env::var("MANGO_BENCH_DATABASE_URL").ok();
+    let run = if shared.is_some() {
+        format!("{}_", mango_store::clock::unix_ms_now())
+    } else {
+        String::new()
+    };
+    let store = format!("bench{}", run.trim_end_matches('_'));
     let dir = tempfile::tempdir()?;
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/salon");
     let biz = FakeBiz::new(BIZ_KEY);
@@ -109,7 +122,9 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_pairs([
         (
             "MANGO_DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("bench.db").display()),
+            shared
+                .clone()
+                .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display())),
         ),
         ("MANGO_BIZ_API_URL", biz_url),
         ("MANGO_BIZ_API_KEY", BIZ_KEY.to_string()),
@@ -121,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
     let now = mango_store::clock::unix_ms_now();
     database
         .create_store(NewStore {
-            slug: STORE.into(),
+            slug: store.clone(),
             name: "Bench".into(),
             biz_business_id: business.clone(),
             template: "classic".into(),
@@ -144,6 +159,8 @@ async fn main() -> anyhow::Result<()> {
         biz,
         business,
         secret: WebhookSecret::parse(SECRET).map_err(anyhow::Error::msg)?,
+        store,
+        run,
     });
     // Everything cached, so that invalidations have something to drop.
     bench.read("/api/v1/services").await;
@@ -167,7 +184,9 @@ async fn main() -> anyhow::Result<()> {
                     }
                     let item = &services[i % services.len()];
                     let sent = Instant::now();
-                    let (status, body) = bench.webhook(&format!("evt_bench_{i}"), item).await;
+                    let (status, body) = bench
+                        .webhook(&format!("evt_bench_{}{i}", bench.run), item)
+                        .await;
                     latencies.push(sent.elapsed());
                     assert_eq!(status, 200, "{body}");
                     assert_eq!(body["data"]["status"], "processed");
@@ -193,7 +212,9 @@ async fn main() -> anyhow::Result<()> {
         bench
             .biz
             .upsert_item(&bench.business, "services", original.clone());
-        let (status, body) = bench.webhook(&format!("evt_latency_{round}"), &item).await;
+        let (status, body) = bench
+            .webhook(&format!("evt_latency_{}{round}", bench.run), &item)
+            .await;
         assert_eq!(
             (status, &body["data"]["status"]),
             (200, &json!("processed"))
@@ -209,7 +230,12 @@ async fn main() -> anyhow::Result<()> {
     }
     fresh.sort();
 
-    println!("mango-store webhook bench (SQLite, real HTTP, fake Biz in-process)");
+    let backend = if shared.is_some() {
+        "SQL Server"
+    } else {
+        "SQLite"
+    };
+    println!("mango-store webhook bench ({backend}, real HTTP, fake Biz in-process)");
     println!(
         "throughput: {total} signed webhooks, {senders} concurrent senders, {:.2} s → {:.0} webhooks/s",
         elapsed.as_secs_f64(),

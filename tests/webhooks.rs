@@ -811,6 +811,124 @@ async fn concurrent_deliveries_all_answer_after_their_invalidation() {
     assert_status(r, "duplicate").await;
 }
 
+/// Group commit under real concurrency (SQLite shares one transaction among the deliveries
+/// in flight): 200 deliveries at once, each for its own cached item, a quarter of them sent
+/// twice at the same moment. Every answer is a 2xx after which a read shows Biz's new item;
+/// every id is recorded once and claimed exactly as often as it was answered `processed`;
+/// and each id sent again afterwards is a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_concurrent_deliveries_invalidate_before_answering_and_dedupe() {
+    const N: usize = 200;
+    let app = std::sync::Arc::new(spawn_app().await);
+    let template = fixture("services", ITEM);
+    let item = |i: usize| format!("svc_group_{i}");
+    let upsert = |i: usize, version: &str| {
+        let mut value = template.clone();
+        value["id"] = json!(item(i));
+        value["name"] = json!(format!("Group {i} {version}"));
+        app.biz.upsert_item(BUSINESS, "services", value);
+    };
+    let read = |app: std::sync::Arc<TestApp>, i: usize| async move {
+        let path = format!("/api/v1/services/svc_group_{i}");
+        let (status, headers, body) = parts(app.get(&path).await).await;
+        assert_eq!(status, 200, "{body}");
+        let name = body["data"]["name"].as_str().unwrap().to_string();
+        (name, header(&headers, "x-cache").to_string())
+    };
+    for i in 0..N {
+        upsert(i, "v1");
+        read(app.clone(), i).await;
+        assert_eq!(
+            read(app.clone(), i).await,
+            (format!("Group {i} v1"), "HIT".into())
+        );
+    }
+    for i in 0..N {
+        upsert(i, "v2");
+    }
+
+    let deliveries = (0..N).map(|i| {
+        let app = app.clone();
+        async move {
+            let id = format!("evt_group_{i}");
+            let send = |app: std::sync::Arc<TestApp>| {
+                let id = id.clone();
+                async move {
+                    let r = app
+                        .webhook("services", "updated", &id, BUSINESS, &item(i))
+                        .await;
+                    let (status, _, body) = parts(r).await;
+                    assert_eq!(status, 200, "{id}: {body}");
+                    let answer = body["data"]["status"].as_str().unwrap().to_string();
+                    // Whatever the answer, the old item is gone by now.
+                    let (name, cache) = read(app, i).await;
+                    assert_eq!(name, format!("Group {i} v2"), "{id} answered {answer}");
+                    (answer, cache)
+                }
+            };
+            let answers = if i % 4 == 0 {
+                let (a, b) = tokio::join!(send(app.clone()), send(app.clone()));
+                vec![a, b]
+            } else {
+                let only = send(app.clone()).await;
+                // Nothing else reads this item: the read after the 2xx was not served from
+                // the memory or SQL copy of v1.
+                assert_eq!(only.1, "MISS", "evt_group_{i}");
+                vec![only]
+            };
+            (i, answers)
+        }
+    });
+    let tasks: Vec<_> = deliveries.map(tokio::spawn).collect();
+    let mut processed = vec![0i64; N];
+    for task in tasks {
+        let (i, answers) = task.await.unwrap();
+        for (answer, _) in answers {
+            match answer.as_str() {
+                // A twin that found the row still `processing` redoes the work.
+                "processed" => processed[i] += 1,
+                "duplicate" => {}
+                other => panic!("evt_group_{i} answered {other}"),
+            }
+        }
+        assert!(processed[i] >= 1, "evt_group_{i} was processed");
+    }
+
+    let rows = app.sql_rows(
+        "SELECT webhook_id, status, attempts FROM store_webhooks_inbox
+         WHERE webhook_id LIKE 'evt_group_%'",
+        &[],
+    );
+    assert_eq!(rows.len(), N, "one inbox row per id");
+    for row in rows {
+        let [
+            SqlValue::Text(id),
+            SqlValue::Text(status),
+            SqlValue::Int(attempts),
+        ] = &row[..]
+        else {
+            panic!("{row:?}");
+        };
+        let i: usize = id.trim_start_matches("evt_group_").parse().unwrap();
+        assert_eq!(status, "processed", "{id}");
+        assert_eq!(
+            *attempts, processed[i],
+            "{id}: one claim per `processed` answer"
+        );
+    }
+    let again = (0..N).map(|i| {
+        let app = app.clone();
+        async move {
+            let id = format!("evt_group_{i}");
+            let r = app
+                .webhook("services", "updated", &id, BUSINESS, &item(i))
+                .await;
+            assert_status(r, "duplicate").await;
+        }
+    });
+    futures::future::join_all(again).await;
+}
+
 #[tokio::test]
 async fn the_inbox_lists_recent_deliveries_and_forgets_them_after_seven_days() {
     let app = spawn_app().await;

@@ -21,9 +21,9 @@ pub use self::analytics::*;
 pub use self::drafts::*;
 pub use self::inbox::*;
 pub use self::url::{DatabaseUrl, MssqlEncrypt, MssqlUrl};
+pub use self::usage::UsageRepo;
 use crate::domain::Resource;
 pub use crate::domain::Scope;
-pub use self::usage::UsageRepo;
 
 pub type Db = Arc<dyn Database>;
 
@@ -69,6 +69,34 @@ pub trait Database:
     async fn migrate(&self) -> anyhow::Result<()>;
     /// Readiness: the database answers and can take writes (used by `/readyz`).
     async fn ping(&self) -> DbResult<()>;
+    /// Claims a delivery ([`InboxRepo::claim_delivery`]) and, when it is this caller's to
+    /// process (first or unfinished), invalidates `scopes` in SQL for every store of its
+    /// business ([`CacheRepo::invalidate_cache`]). The delivery stays `processing`: the caller
+    /// retires memory next, then calls [`InboxRepo::finish_delivery`]. An error means the
+    /// invalidation may be incomplete (the delivery is then unrecorded or still `processing`,
+    /// so Biz's retry redoes it).
+    ///
+    /// By default in steps (the claim, then every invalidation even if one fails); SQLite
+    /// does it all in one write transaction, shared with concurrent deliveries.
+    async fn claim_and_invalidate(
+        &self,
+        delivery: &NewDelivery,
+        scopes: &[Scope],
+        origin: i64,
+        now_ms: i64,
+    ) -> DbResult<Claim> {
+        let claim = self.claim_delivery(delivery).await?;
+        if let Claim::First { store_ids } | Claim::Unfinished { store_ids } = &claim {
+            let invalidations = store_ids.iter().flat_map(|store_id| {
+                scopes
+                    .iter()
+                    .map(|scope| self.invalidate_cache(*store_id, scope, origin, now_ms))
+            });
+            let results = futures::future::join_all(invalidations).await;
+            results.into_iter().collect::<DbResult<()>>()?;
+        }
+        Ok(claim)
+    }
     /// Connection pool usage, for `/metrics`.
     fn pool_stats(&self) -> PoolStats;
     /// Closes the pool: in-use connections finish, no new ones are handed out.

@@ -235,8 +235,12 @@ fn scopes(state: &AppState, event: &WebhookEvent) -> Vec<Scope> {
     }
 }
 
-/// Records the delivery, then invalidates what it covers for every store of the business,
-/// then marks it processed.
+/// Records the delivery and invalidates what it covers in SQL for every store of the business
+/// (one transaction on SQLite, shared with concurrent deliveries), then in memory, then marks
+/// it processed. Memory comes after SQL (else a reader could refill it from the rows about to
+/// go) and before `processed` (else a concurrent repeat could be answered `duplicate` while
+/// memory still serves the old item; until then a repeat finds the row `processing` and does
+/// the idempotent work again).
 async fn apply(state: &AppState, event: &WebhookEvent) -> Result<Accepted, Refusal> {
     let scopes = scopes(state, event);
     let delivery = NewDelivery {
@@ -248,7 +252,16 @@ async fn apply(state: &AppState, event: &WebhookEvent) -> Result<Accepted, Refus
         received_at_ms: state.clock.now_ms(),
         ignore: scopes.is_empty(),
     };
-    let (store_ids, retry) = match state.db.claim_delivery(&delivery).await {
+    let claimed = state
+        .db
+        .claim_and_invalidate(
+            &delivery,
+            &scopes,
+            state.catalog.instance_id(),
+            state.clock.now_ms(),
+        )
+        .await;
+    let (store_ids, retry) = match claimed {
         Ok(Claim::First { store_ids }) => (store_ids, false),
         Ok(Claim::Unfinished { store_ids }) => (store_ids, true),
         Ok(Claim::Duplicate(_)) => return Ok(Accepted::Duplicate),
@@ -257,10 +270,11 @@ async fn apply(state: &AppState, event: &WebhookEvent) -> Result<Accepted, Refus
         }
         Ok(Claim::Ignored) => return Ok(Accepted::Ignored("unknown_business")),
         Err(err) => {
-            // Nothing is recorded, so the answer must make Biz retry. Until it does, memory
-            // must not keep serving the old item: invalidate every store this process knows
-            // for the business (the database that would name them is what failed). Its SQL
-            // part most likely fails too; the catalog then distrusts those rows.
+            // Nothing is recorded, or the row is still `processing`, so the answer must make
+            // Biz retry. Until it does, memory must not keep serving the old item: invalidate
+            // every store this process knows for the business (the database that would name
+            // them is what failed). Its SQL part most likely fails too; the catalog then
+            // distrusts those rows.
             let mut stores = state.tenants.known_stores(&event.business_id);
             // A database that refuses writes may still answer reads (a locked SQLite file
             // does); then this also covers stores this process has not met yet.
@@ -276,10 +290,11 @@ async fn apply(state: &AppState, event: &WebhookEvent) -> Result<Accepted, Refus
         }
     };
     state.tenants.learn(&event.business_id, &store_ids);
-    // Any failure from here on leaves the row `processing`, so Biz's retry redoes the work.
-    invalidate(state, &store_ids, &scopes)
-        .await
-        .map_err(Refusal::failed)?;
+    for store_id in &store_ids {
+        for scope in &scopes {
+            state.catalog.invalidate_memory(*store_id, scope);
+        }
+    }
     crate::failpoint::hit("webhook_before_finish");
     let availability = state.catalog.resources().availability();
     if scopes.contains(&Scope::Resource(availability)) {
@@ -289,6 +304,7 @@ async fn apply(state: &AppState, event: &WebhookEvent) -> Result<Accepted, Refus
         };
         metrics::counter!("mango_availability_invalidations_total", "cause" => cause).increment(1);
     }
+    // A failure here leaves the row `processing`, so Biz's retry redoes the (done) work.
     state
         .db
         .finish_delivery(&event.id, state.clock.now_ms())

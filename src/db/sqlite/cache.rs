@@ -102,6 +102,29 @@ fn invalidate_store(c: &Connection, store_id: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// One invalidation: the generation bump, the rows, and the feed entry the other instances
+/// tail. Run inside the caller's write transaction.
+pub(super) fn invalidate_scope(
+    c: &Connection,
+    store_id: i64,
+    scope: &Scope,
+    origin: i64,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    match scope {
+        Scope::Item(resource, id) => invalidate(c, store_id, *resource, Some(id))?,
+        Scope::Resource(resource) => invalidate(c, store_id, *resource, None)?,
+        Scope::Store => invalidate_store(c, store_id)?,
+    }
+    let (resource, item) = scope.to_columns();
+    c.prepare_cached(
+        "INSERT INTO store_cache_invalidations (origin, store_id, resource, item_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![origin, store_id, resource, item, now_ms])?;
+    Ok(())
+}
+
 #[async_trait]
 impl CacheRepo for SqliteDb {
     async fn cache_item(
@@ -271,21 +294,8 @@ impl CacheRepo for SqliteDb {
         now_ms: i64,
     ) -> DbResult<()> {
         let scope = scope.clone();
-        self.write_tx(move |tx| {
-            match &scope {
-                Scope::Item(resource, id) => invalidate(tx, store_id, *resource, Some(id))?,
-                Scope::Resource(resource) => invalidate(tx, store_id, *resource, None)?,
-                Scope::Store => invalidate_store(tx, store_id)?,
-            }
-            let (resource, item) = scope.to_columns();
-            tx.prepare_cached(
-                "INSERT INTO store_cache_invalidations (origin, store_id, resource, item_id, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![origin, store_id, resource, item, now_ms])?;
-            Ok(())
-        })
-        .await
+        self.write_tx(move |tx| invalidate_scope(tx, store_id, &scope, origin, now_ms))
+            .await
     }
 
     async fn latest_invalidation(&self) -> DbResult<i64> {

@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::SqliteDb;
-use crate::db::{Claim, DbResult, Delivery, DeliveryStatus, InboxRepo, NewDelivery};
+use super::cache::invalidate_scope;
+use crate::db::{Claim, DbResult, Delivery, DeliveryStatus, InboxRepo, NewDelivery, Scope};
 
 fn status(raw: String) -> rusqlite::Result<DeliveryStatus> {
     DeliveryStatus::parse(&raw).ok_or_else(|| {
@@ -68,6 +69,26 @@ fn claim(tx: &Transaction<'_>, d: &NewDelivery) -> rusqlite::Result<Claim> {
         .prepare_cached("SELECT status FROM store_webhooks_inbox WHERE webhook_id = ?1")?
         .query_row([&d.webhook_id], |r| r.get(0))?;
     Ok(Claim::Duplicate(status(recorded)?))
+}
+
+/// The claim and, when the delivery is this caller's to process, its invalidations, in the
+/// caller's one transaction: concurrent deliveries share the writer's commit (see `writer`).
+pub(super) fn claim_and_invalidate(
+    tx: &Transaction<'_>,
+    d: &NewDelivery,
+    scopes: &[Scope],
+    origin: i64,
+    now_ms: i64,
+) -> rusqlite::Result<Claim> {
+    let claim = claim(tx, d)?;
+    if let Claim::First { store_ids } | Claim::Unfinished { store_ids } = &claim {
+        for store_id in store_ids {
+            for scope in scopes {
+                invalidate_scope(tx, *store_id, scope, origin, now_ms)?;
+            }
+        }
+    }
+    Ok(claim)
 }
 
 #[async_trait]

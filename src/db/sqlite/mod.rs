@@ -1,9 +1,10 @@
 //! The embedded backend: one SQLite file in WAL mode behind a deadpool pool.
 //!
-//! Every query runs on a pooled connection inside `interact`, off the async threads. Writes
-//! that read first (conditional fills, claims) use `BEGIN IMMEDIATE`, so two writers — in this
-//! process or another one on the same file — serialise on SQLite's write lock instead of
-//! failing to upgrade a read lock.
+//! Every read runs on a pooled connection inside `interact`, off the async threads. Write
+//! transactions go to the one writer of the process ([`writer`]), which runs whatever is queued
+//! in one `BEGIN IMMEDIATE` transaction (group commit): writers of this process queue there
+//! instead of colliding on the file lock, and another process on the same file serialises
+//! with it on SQLite's write lock instead of failing to upgrade a read lock.
 
 mod analytics;
 mod cache;
@@ -11,9 +12,9 @@ mod drafts;
 mod inbox;
 mod stores;
 mod usage;
+mod writer;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -21,7 +22,7 @@ use async_trait::async_trait;
 use deadpool_sqlite::{Hook, HookError, Manager, Pool, Runtime};
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
-use super::{Database, DbError, DbResult, PoolStats};
+use super::{Claim, Database, DbError, DbResult, NewDelivery, PoolStats, Scope};
 
 /// Numbered migrations, applied in order, each once. Never edit one that has landed.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -65,9 +66,9 @@ pub struct SqliteDb {
     path: std::path::PathBuf,
     /// SQLite has one writer at a time. Writers of this process queue here, in order, instead
     /// of colliding on the file lock, where the loser's busy handler sleeps (1, 2, 5, 10… ms)
-    /// and concurrent writes collapse to a few hundred per second. Other processes on the
-    /// same file still meet the busy timeout.
-    writer: Arc<std::sync::Mutex<()>>,
+    /// and concurrent writes collapse to a few hundred per second; queued writes share a
+    /// commit. Other processes on the same file still meet the busy timeout.
+    writer: writer::Writer,
 }
 
 impl SqliteDb {
@@ -97,16 +98,24 @@ impl SqliteDb {
             }))
             .build()
             .context("cannot build the SQLite pool")?;
-        let db = Self {
+        // The first connection creates the file; the writer opens it after.
+        let conn = pool
+            .get()
+            .await
+            .map_err(|e| anyhow!("no SQLite connection: {e}"))
+            .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
+        conn.interact(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+            .await
+            .map_err(|e| anyhow!("SQLite task failed: {e}"))?
+            .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
+        drop(conn);
+        let writer = writer::Writer::start(path, busy_timeout)
+            .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
+        Ok(Self {
             pool,
             path: path.to_path_buf(),
-            writer: Arc::default(),
-        };
-        // The first connection creates the file.
-        db.call(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
-            .await
-            .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
-        Ok(db)
+            writer,
+        })
     }
 
     /// Runs `f` on a pooled connection, off the async threads.
@@ -126,24 +135,15 @@ impl SqliteDb {
             .map_err(map_error)
     }
 
-    /// Runs `f` inside a `BEGIN IMMEDIATE` transaction, committed when `f` returns `Ok`.
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction (possibly shared with other writes queued
+    /// at the same time, each atomic on its own); answers once committed. `f` returning `Err`
+    /// undoes only its own work.
     pub(crate) async fn write_tx<T, F>(&self, f: F) -> DbResult<T>
     where
         F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let writer = self.writer.clone();
-        self.call(move |conn| {
-            // Taken on the blocking thread, around the transaction only.
-            let _turn = writer
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
-        })
-        .await
+        self.writer.run(f).await
     }
 }
 
@@ -235,12 +235,21 @@ impl Database for SqliteDb {
             )));
         }
         // Taking the write lock proves writes can proceed (not just reads): a file locked
-        // by another process past the busy timeout is not ready.
-        self.call(|c| {
-            c.execute_batch("BEGIN IMMEDIATE")?;
-            c.execute_batch("ROLLBACK")
-        })
-        .await
+        // by another process past the busy timeout is not ready. An empty write does it,
+        // through the writer like every other.
+        self.write_tx(|_| Ok(())).await
+    }
+
+    async fn claim_and_invalidate(
+        &self,
+        delivery: &NewDelivery,
+        scopes: &[Scope],
+        origin: i64,
+        now_ms: i64,
+    ) -> DbResult<Claim> {
+        let (delivery, scopes) = (delivery.clone(), scopes.to_vec());
+        self.write_tx(move |tx| inbox::claim_and_invalidate(tx, &delivery, &scopes, origin, now_ms))
+            .await
     }
 
     fn pool_stats(&self) -> PoolStats {
@@ -254,6 +263,7 @@ impl Database for SqliteDb {
     }
 
     fn close(&self) {
+        self.writer.close();
         self.pool.close();
     }
 }
