@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use mango_store::fakebiz::{Failure, FakeBiz, Route};
-use mango_store::webhooks::signature::WebhookSecret;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -57,21 +56,7 @@ fn signed_webhook(
     event_id: &str,
     key: &str,
 ) -> reqwest::RequestBuilder {
-    let body = json!({"id": event_id, "type": "services.updated", "business_id": BUSINESS,
-        "occurred_at": "2026-11-21T10:00:00Z", "data": {"id": key}})
-    .to_string();
-    let ts = time::OffsetDateTime::now_utc().unix_timestamp();
-    let signature =
-        WebhookSecret::parse(WEBHOOK_SECRET)
-            .unwrap()
-            .sign(event_id, ts, body.as_bytes());
-    client
-        .post(format!("{base}/webhooks/services/updated"))
-        .header("content-type", "application/json")
-        .header("webhook-id", event_id)
-        .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", signature)
-        .body(body)
+    signed_services_webhook(client, base, event_id, key)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use common::*;
 use mango_store::fakebiz::{FakeBiz, Route};
-use mango_store::webhooks::signature::WebhookSecret;
 use serde_json::{Value, json};
 
 const SERVICE: &str = "svc_haircut_women";
@@ -29,21 +28,7 @@ async fn crashed(process: &mut ServeProcess) {
 }
 
 fn webhook(client: &reqwest::Client, base: &str, event_id: &str) -> reqwest::RequestBuilder {
-    let body = json!({"id": event_id, "type": "services.updated", "business_id": BUSINESS,
-        "occurred_at": "2026-11-21T10:00:00Z", "data": {"id": SERVICE}})
-    .to_string();
-    let ts = time::OffsetDateTime::now_utc().unix_timestamp();
-    let signature =
-        WebhookSecret::parse(WEBHOOK_SECRET)
-            .unwrap()
-            .sign(event_id, ts, body.as_bytes());
-    client
-        .post(format!("{base}/webhooks/services/updated"))
-        .header("content-type", "application/json")
-        .header("webhook-id", event_id)
-        .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", signature)
-        .body(body)
+    signed_services_webhook(client, base, event_id, SERVICE)
 }
 
 async fn get(client: &reqwest::Client, base: &str, path: &str) -> (u16, String, Value) {

@@ -580,3 +580,28 @@ impl Drop for ServeProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A `services.updated` delivery about `item_id`, signed with `WEBHOOK_SECRET` and timestamped
+/// now, for a server that is not a `TestApp` (a `serve` process).
+pub fn signed_services_webhook(
+    client: &reqwest::Client,
+    base: &str,
+    event_id: &str,
+    item_id: &str,
+) -> reqwest::RequestBuilder {
+    let body = json!({"id": event_id, "type": "services.updated", "business_id": BUSINESS,
+        "occurred_at": "2026-11-21T10:00:00Z", "data": {"id": item_id}})
+    .to_string();
+    let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+    let signature =
+        WebhookSecret::parse(WEBHOOK_SECRET)
+            .unwrap()
+            .sign(event_id, ts, body.as_bytes());
+    client
+        .post(format!("{base}/webhooks/services/updated"))
+        .header("content-type", "application/json")
+        .header("webhook-id", event_id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signature)
+        .body(body)
+}
