@@ -75,11 +75,14 @@ async fn a_whole_store_invalidation_reaches_the_peer() {
     assert!(missed);
 }
 
-/// Two `mango-store serve` processes on one SQLite file: a webhook answered by one is seen
-/// by the other's next reads within a second, and a repeated delivery sent to the other
-/// process is a duplicate (the dedupe lives in the shared database).
-#[tokio::test]
-async fn two_processes_share_invalidations_and_webhook_dedupe() {
+/// A fake Biz serving the fixtures, and two `serve` processes on one SQLite file (kept while
+/// the returned directory lives) with the store `STORE` created through the first.
+async fn two_processes_with_a_store() -> (
+    mango_store::fakebiz::FakeBiz,
+    tempfile::TempDir,
+    ServeProcess,
+    ServeProcess,
+) {
     let biz = mango_store::fakebiz::FakeBiz::new(BIZ_KEY);
     biz.load_fixtures(&fixtures_dir()).unwrap();
     let biz_url = biz.spawn().await.unwrap();
@@ -87,8 +90,7 @@ async fn two_processes_share_invalidations_and_webhook_dedupe() {
     let db = dir.path().join("shared.db");
     let a = ServeProcess::start(&db, &biz_url, &[]).await;
     let b = ServeProcess::start(&db, &biz_url, &[]).await;
-    let client = reqwest::Client::new();
-    let created = client
+    let created = reqwest::Client::new()
         .post(format!("{}/admin/v1/stores", a.base))
         .bearer_auth(ADMIN_TOKEN)
         .json(&json!({"slug": STORE, "name": "Salon", "biz_business_id": BUSINESS}))
@@ -96,6 +98,16 @@ async fn two_processes_share_invalidations_and_webhook_dedupe() {
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
+    (biz, dir, a, b)
+}
+
+/// Two `mango-store serve` processes on one SQLite file: a webhook answered by one is seen
+/// by the other's next reads within a second, and a repeated delivery sent to the other
+/// process is a duplicate (the dedupe lives in the shared database).
+#[tokio::test]
+async fn two_processes_share_invalidations_and_webhook_dedupe() {
+    let (biz, _dir, a, b) = two_processes_with_a_store().await;
+    let client = reqwest::Client::new();
 
     let path = format!("/api/v1/services/{SERVICE}");
     let read = |base: &str| {
@@ -163,22 +175,8 @@ async fn two_processes_share_invalidations_and_webhook_dedupe() {
 
 #[tokio::test]
 async fn a_settings_change_on_one_process_is_in_force_on_the_other_within_a_second() {
-    let biz = mango_store::fakebiz::FakeBiz::new(BIZ_KEY);
-    biz.load_fixtures(&fixtures_dir()).unwrap();
-    let biz_url = biz.spawn().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("shared.db");
-    let a = ServeProcess::start(&db, &biz_url, &[]).await;
-    let b = ServeProcess::start(&db, &biz_url, &[]).await;
+    let (_biz, _dir, a, b) = two_processes_with_a_store().await;
     let client = reqwest::Client::new();
-    let created = client
-        .post(format!("{}/admin/v1/stores", a.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"slug": STORE, "name": "Salon", "biz_business_id": BUSINESS}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
 
     const THEME: &str = "https://theme.example.com";
     let store_on_b = |host: &'static str| {
