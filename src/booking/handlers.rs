@@ -15,7 +15,7 @@ use super::draft::{
 use super::{IDEMPOTENCY_KEY_TTL_MS, ROUTE_DRAFT};
 use crate::analytics::visitor::ClientAddr;
 use crate::app::AppState;
-use crate::catalog::{CacheKey, EntryKind, Resource, Tenant, Unavailable, is_plausible_id};
+use crate::catalog::{CacheKey, EntryKind, Resource, Tenant, is_plausible_id};
 use crate::db::{
     DraftCreation, DraftRecord, DraftStatus, IdempotencyKey, KeyedDraft, NewDraft, NewEvent,
 };
@@ -157,11 +157,7 @@ async fn catalog_item(
         .catalog
         .get(tenant, key)
         .await
-        .map_err(|Unavailable(detail)| ApiError::UpstreamUnavailable {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            detail: format!("the catalog cannot be checked right now ({detail})"),
-            retry_after: Some(5),
-        })?;
+        .map_err(crate::catalog::unavailable)?;
     if lookup.entry.kind == EntryKind::NotFound {
         return Ok(None);
     }
