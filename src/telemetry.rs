@@ -19,10 +19,14 @@ use crate::context;
 pub fn init_logging(config: &LogConfig) -> anyhow::Result<()> {
     let mut filter = EnvFilter::try_new(&config.filter)
         .map_err(|e| anyhow::anyhow!("MANGO_LOG: invalid filter {:?}: {e}", config.filter))?;
-    // tiberius narrates every connection (TLS handshake, database context, collation) at info;
-    // keep that to warnings unless MANGO_LOG asks for it by name.
+    // tiberius narrates every connection (TLS handshake, database context, collation) at info,
+    // and logs every error the server sends at error, expected ones too (a duplicate key is
+    // how a duplicate webhook is recognised); the errors that matter reach our own logs with
+    // their context. Keep tiberius to warnings unless MANGO_LOG asks for it by name.
     if !config.filter.contains("tiberius") {
-        filter = filter.add_directive("tiberius=warn".parse()?);
+        filter = filter
+            .add_directive("tiberius=warn".parse()?)
+            .add_directive("tiberius::tds::stream::token=off".parse()?);
     }
     // Colour codes only for a person at a terminal.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());

@@ -19,7 +19,6 @@ async fn invalidate(
     resource: Resource,
     item: Option<&str>,
 ) -> Result<(), TdsError> {
-    ensure_generation(c, store_id, resource).await?;
     c.exec(
         "UPDATE store_cache.generations SET generation = generation + 1
          WHERE store_id = @P1 AND resource = @P2",
@@ -60,6 +59,14 @@ impl MssqlDb {
         now_ms: i64,
     ) -> DbResult<()> {
         let scope = scope.clone();
+        // The generation row is created before, outside the transaction: a twin inserting it
+        // at the same moment is a duplicate key, harmless on its own but fatal to an open
+        // transaction where the server aborts on any error (Babelfish, XACT_ABORT ON).
+        if let Scope::Item(resource, _) | Scope::Resource(resource) = &scope {
+            let resource = *resource;
+            self.run(move |c| Box::pin(ensure_generation(c, store_id, resource)))
+                .await?;
+        }
         self.tx(move |c| {
             Box::pin(async move {
                 match &scope {
