@@ -250,6 +250,17 @@ struct FakeState {
     /// Catalog reads (lists and items) being answered now, and the most there ever were.
     reads_in_flight: usize,
     max_reads_in_flight: usize,
+    /// Per route, how many reads until the held one, and the signal that releases it.
+    holds: HashMap<Route, (usize, tokio::sync::watch::Receiver<bool>)>,
+}
+
+/// Releases the read held by [`FakeBiz::hold_nth`] when dropped.
+pub struct Held(tokio::sync::watch::Sender<bool>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = self.0.send(true);
+    }
 }
 
 /// Counts a catalog read in flight until the handler is done with it (or dropped).
@@ -347,6 +358,16 @@ impl FakeBiz {
     /// booking is processed, so a client that gives up early still leaves a booking behind.
     pub fn set_delay(&self, route: Route, delay: Duration) {
         self.state().delays.insert(route, delay);
+    }
+
+    /// Holds the `nth` catalog read (List or Item; 1 is the next one) on `route` after its
+    /// answer is read and its delay slept, until the returned guard is dropped: a fill stuck
+    /// mid-flight for exactly as long as a test needs, whatever the machine's speed. Other
+    /// reads pass.
+    pub fn hold_nth(&self, route: Route, nth: usize) -> Held {
+        let (release, held) = tokio::sync::watch::channel(false);
+        self.state().holds.insert(route, (nth.max(1), held));
+        Held(release)
     }
 
     /// A failing booking request books nothing, except `Hang`, which books and goes silent.
@@ -478,6 +499,17 @@ impl FakeBiz {
             Failure::Unauthorized
         };
         (failure, state.delays.get(&route).copied())
+    }
+
+    /// The release signal if this read is the one [`FakeBiz::hold_nth`] holds.
+    fn take_hold(&self, route: Route) -> Option<tokio::sync::watch::Receiver<bool>> {
+        let mut state = self.state();
+        let (left, _) = state.holds.get_mut(&route)?;
+        *left -= 1;
+        if *left > 0 {
+            return None;
+        }
+        state.holds.remove(&route).map(|(_, released)| released)
     }
 }
 
@@ -680,6 +712,10 @@ async fn read(
     let response = read_answer(&fake, resource, id, query.as_deref());
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
+    }
+    if let Some(mut released) = fake.take_hold(route) {
+        // A dropped guard (sender gone) releases as well.
+        let _ = released.wait_for(|released| *released).await;
     }
     response
 }

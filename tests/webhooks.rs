@@ -632,8 +632,8 @@ async fn a_fill_in_flight_when_the_webhook_lands_is_not_kept() {
         .as_str()
         .unwrap()
         .to_string();
-    // The item is on the first page; every page takes 800 ms.
-    app.biz.set_delay(Route::List, Duration::from_millis(800));
+    // The item is on the first page; the answer to page 2 is held until the end.
+    let page_two = app.biz.hold_nth(Route::List, 2);
     let slow = {
         let request = app
             .client
@@ -648,7 +648,6 @@ async fn a_fill_in_flight_when_the_webhook_lands_is_not_kept() {
     .await;
     assert!(page_one_read, "the slow fill reached page 2");
     rename(&app, BUSINESS, "Haircut v2");
-    app.biz.set_delay(Route::List, Duration::ZERO);
     let r = app
         .webhook("services", "updated", "evt_race", BUSINESS, ITEM)
         .await;
@@ -658,6 +657,7 @@ async fn a_fill_in_flight_when_the_webhook_lands_is_not_kept() {
         ("Haircut v2".into(), "MISS".into())
     );
     assert!(!slow.is_finished(), "the race really happened");
+    drop(page_two);
 
     // The slow fill finishes with pre-event data; it must not be stored anywhere.
     let slow_body = slow.await.unwrap();

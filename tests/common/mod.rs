@@ -181,6 +181,14 @@ type Server = (oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>);
 
 async fn start(settings: &Settings, clock: Arc<ShiftedClock>) -> (AppState, Server, String) {
     let config = Config::from_settings(settings).expect("test config is valid");
+    // `MANGO_TEST_LOG=warn cargo test … -- --nocapture` shows the service's own log lines.
+    if let Ok(filter) = std::env::var("MANGO_TEST_LOG") {
+        let log = mango_store::config::LogConfig {
+            filter,
+            json: false,
+        };
+        mango_store::telemetry::init_logging(&log).expect("MANGO_TEST_LOG is a valid filter");
+    }
     let db = db::connect(&config.database).await.expect("database opens");
     let state = AppState::with_clock(config, db, clock).expect("state builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
