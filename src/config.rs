@@ -283,7 +283,7 @@ pub struct BizConfig {
 
 impl BizConfig {
     pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
-    pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_millis(100);
+    pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_millis(1000);
 }
 
 #[derive(Debug, Clone)]
