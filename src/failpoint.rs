@@ -9,8 +9,10 @@
 //! | `webhook_before_finish` | a delivery's invalidation is committed, the delivery not yet marked processed |
 //! | `webhook_after_commit` | a delivery is marked processed, the answer not yet written |
 //! | `confirm_after_commit` | Biz's booking is recorded on the draft, the answer not yet written |
+//! | `fill_panics` | the first cache fill from Biz panics instead (once: the process lives on) |
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub const VARIABLE: &str = "MANGO_TEST_FAILPOINT";
 
@@ -26,5 +28,14 @@ pub fn hit(point: &'static str) {
     if armed() == Some(point) {
         eprintln!("{VARIABLE}={point}: aborting");
         std::process::abort();
+    }
+}
+
+/// Panics the first time `point` is reached if it is the armed failpoint (later hits pass):
+/// the process lives on, so a test can see what a panic left behind.
+pub fn panic_once(point: &'static str) {
+    static PANICKED: AtomicBool = AtomicBool::new(false);
+    if armed() == Some(point) && !PANICKED.swap(true, Ordering::Relaxed) {
+        panic!("{VARIABLE}={point}: panicking once");
     }
 }

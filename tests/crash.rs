@@ -175,3 +175,24 @@ async fn a_confirm_killed_after_its_commit_answers_the_booking_on_retry_with_one
     let (_, _, read) = get(&client, &b.base, &format!("/api/v1/booking/draft/{id}")).await;
     assert_eq!(read["data"]["booking"]["confirmation_code"], *code);
 }
+
+/// Issue 17 point 9: a fill that panics (once, at a failpoint) answers 503 to the reads that
+/// waited on it, and the next read of the key is a fresh fill, not the same 503 until an
+/// invalidation: the pending fill is cleared however its task ends.
+#[tokio::test]
+async fn a_fill_that_panics_does_not_wedge_its_key() {
+    let biz = FakeBiz::new(BIZ_KEY);
+    biz.load_fixtures(&fixtures_dir()).unwrap();
+    let biz_url = biz.spawn().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("panic.db");
+    let client = reqwest::Client::new();
+    let process = start(&db, &biz_url, Some("fill_panics")).await;
+    create_store(&client, &process.base).await;
+    let item = format!("/api/v1/services/{SERVICE}");
+    let (status, _, body) = get(&client, &process.base, &item).await;
+    assert_eq!(status, 503, "the panicked fill: {body}");
+    let (status, cache, body) = get(&client, &process.base, &item).await;
+    assert_eq!((status, cache.as_str()), (200, "MISS"), "{body}");
+    assert_eq!(body["data"]["id"], SERVICE);
+}

@@ -280,6 +280,7 @@ impl CatalogCache {
         generation: u64,
         mut stale: Option<Arc<Entry>>,
     ) -> FillResult {
+        crate::failpoint::panic_once("fill_panics");
         let inner = &self.inner;
         let now = inner.clock.now_ms();
         let make = |kind, body, fresh_until_ms, usable_until_ms| {
