@@ -16,29 +16,33 @@ use crate::db::{
     VisitorEvents, fill_daily,
 };
 
-const INSERT_EVENT: &str = "INSERT INTO store_analytics.events
-    (store_id, name, url, referrer, props, draft_id, visitor_hash, session_id, occurred_at)
-    VALUES (@P1, @P2, @P3, @P4, @P5, @P6, @P7, @P8, @P9)";
+const EVENTS: &str = "store_analytics.events
+    (store_id, name, url, referrer, props, draft_id, visitor_hash, session_id, occurred_at)";
 
 /// Inserts one event inside the caller's transaction, so a state change and the event that
 /// reports it commit together (booking drafts use it).
 pub(super) async fn insert_event(c: &mut Conn, e: &NewEvent) -> Result<(), TdsError> {
-    c.exec(
-        INSERT_EVENT,
-        &[
-            &e.store_id,
-            &e.name,
-            &e.url,
-            &e.referrer,
-            &e.props,
-            &e.draft_id,
-            &e.visitor_hash,
-            &e.session_id,
-            &e.occurred_at_ms,
-        ],
-    )
-    .await
-    .map(drop)
+    insert_events(c, std::slice::from_ref(e)).await
+}
+
+async fn insert_events(c: &mut Conn, events: &[NewEvent]) -> Result<(), TdsError> {
+    let rows: Vec<Vec<&dyn ToSql>> = events
+        .iter()
+        .map(|e| {
+            vec![
+                &e.store_id as &dyn ToSql,
+                &e.name,
+                &e.url,
+                &e.referrer,
+                &e.props,
+                &e.draft_id,
+                &e.visitor_hash,
+                &e.session_id,
+                &e.occurred_at_ms,
+            ]
+        })
+        .collect();
+    c.insert_many(EVENTS, &rows).await.map(drop)
 }
 
 async fn extend_or_start_session(
@@ -125,15 +129,8 @@ async fn extend_or_start_session(
 #[async_trait]
 impl AnalyticsRepo for MssqlDb {
     async fn insert_events(&self, events: Vec<NewEvent>) -> DbResult<()> {
-        self.tx(move |c| {
-            Box::pin(async move {
-                for e in &events {
-                    insert_event(c, e).await?;
-                }
-                Ok(())
-            })
-        })
-        .await
+        self.tx(move |c| Box::pin(async move { insert_events(c, &events).await }))
+            .await
     }
 
     async fn record_visitor_events(&self, batch: VisitorEvents) -> DbResult<RecordedSession> {
@@ -142,39 +139,53 @@ impl AnalyticsRepo for MssqlDb {
                 let b = &batch;
                 let page_views = b.events.iter().filter(|e| e.is_page_view).count() as i64;
                 let session = extend_or_start_session(c, b, page_views).await?;
-                for e in &b.events {
-                    let (url, referrer) = e.event_url_and_referrer();
-                    let p: [&dyn ToSql; 9] = [
-                        &b.store_id,
-                        &e.name,
-                        &url,
-                        &referrer,
-                        &e.props,
-                        &None::<String>,
-                        &b.visitor_hash,
-                        &session.session_id,
-                        &b.now_ms,
-                    ];
-                    c.exec(INSERT_EVENT, &p).await?;
-                    if e.is_page_view {
-                        c.exec(
-                            "INSERT INTO store_analytics.page_views
-                                (store_id, visitor_hash, session_id, url, path, referrer,
-                                 viewed_at)
-                             VALUES (@P1, @P2, @P3, @P4, @P5, @P6, @P7)",
-                            &[
-                                &b.store_id,
-                                &b.visitor_hash,
-                                &session.session_id,
-                                &e.url,
-                                &e.path,
-                                &e.referrer,
-                                &b.now_ms,
-                            ],
-                        )
-                        .await?;
-                    }
-                }
+                let urls: Vec<_> = b
+                    .events
+                    .iter()
+                    .map(|e| e.event_url_and_referrer())
+                    .collect();
+                let no_draft = None::<String>;
+                let events: Vec<Vec<&dyn ToSql>> = b
+                    .events
+                    .iter()
+                    .zip(&urls)
+                    .map(|(e, (url, referrer))| {
+                        vec![
+                            &b.store_id as &dyn ToSql,
+                            &e.name,
+                            url,
+                            referrer,
+                            &e.props,
+                            &no_draft,
+                            &b.visitor_hash,
+                            &session.session_id,
+                            &b.now_ms,
+                        ]
+                    })
+                    .collect();
+                c.insert_many(EVENTS, &events).await?;
+                let page_views: Vec<Vec<&dyn ToSql>> = b
+                    .events
+                    .iter()
+                    .filter(|e| e.is_page_view)
+                    .map(|e| {
+                        vec![
+                            &b.store_id as &dyn ToSql,
+                            &b.visitor_hash,
+                            &session.session_id,
+                            &e.url,
+                            &e.path,
+                            &e.referrer,
+                            &b.now_ms,
+                        ]
+                    })
+                    .collect();
+                c.insert_many(
+                    "store_analytics.page_views
+                        (store_id, visitor_hash, session_id, url, path, referrer, viewed_at)",
+                    &page_views,
+                )
+                .await?;
                 Ok(session)
             })
         })

@@ -21,8 +21,6 @@ use crate::domain::Resource;
 
 /// `item_id` is NVARCHAR(400): a longer id is never cached (reads miss, writes are skipped).
 const MAX_ITEM_ID: usize = 400;
-/// Rows per multi-row INSERT of a list (6 parameters each; SQL Server allows 2100).
-const INSERT_CHUNK: usize = 200;
 
 fn cacheable(id: &str) -> bool {
     id.chars().count() <= MAX_ITEM_ID
@@ -80,8 +78,7 @@ async fn lock_if_current(
     Ok(locked == 1)
 }
 
-/// Inserts a list's rows in multi-row INSERTs. `rows` are `(id, payload, position)` with
-/// distinct ids.
+/// Inserts a list's rows. `rows` are `(id, payload, position)` with distinct ids.
 async fn insert_rows(
     c: &mut Conn,
     store_id: i64,
@@ -90,29 +87,28 @@ async fn insert_rows(
     fetched_at_ms: i64,
     expires_at_ms: i64,
 ) -> Result<(), TdsError> {
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        let mut values = Vec::with_capacity(chunk.len());
-        let name = resource.as_str();
-        let mut params: Vec<&dyn ToSql> = vec![&store_id, &fetched_at_ms, &expires_at_ms, &name];
-        for (i, (id, payload, position)) in chunk.iter().enumerate() {
-            let p = 5 + 3 * i;
-            values.push(format!(
-                "(@P1, @P4, @P{}, @P{}, @P{}, @P2, @P3)",
-                p,
-                p + 1,
-                p + 2
-            ));
-            params.extend([id as &dyn ToSql, payload, position]);
-        }
-        let sql = format!(
-            "INSERT INTO store_cache.items
-                (store_id, resource, item_id, payload, list_position, fetched_at, expires_at)
-             VALUES {}",
-            values.join(", ")
-        );
-        c.exec(&sql, &params).await?;
-    }
-    Ok(())
+    let name = resource.as_str();
+    let rows: Vec<Vec<&dyn ToSql>> = rows
+        .iter()
+        .map(|(id, payload, position)| {
+            vec![
+                &store_id as &dyn ToSql,
+                &name,
+                id,
+                payload,
+                position,
+                &fetched_at_ms,
+                &expires_at_ms,
+            ]
+        })
+        .collect();
+    c.insert_many(
+        "store_cache.items
+            (store_id, resource, item_id, payload, list_position, fetched_at, expires_at)",
+        &rows,
+    )
+    .await
+    .map(drop)
 }
 
 #[async_trait]

@@ -130,6 +130,38 @@ impl Conn {
         Ok(self.client.execute(sql, &params).await?.total())
     }
 
+    /// Inserts `rows` into `table (columns)` with multi-row `INSERT … VALUES`, as few
+    /// statements as the server's limits allow (2,100 parameters, 1,000 rows): a batch of 80
+    /// events is one round trip, not 80. Every row has one parameter per column.
+    pub(crate) async fn insert_many(
+        &mut self,
+        table_and_columns: &str,
+        rows: &[Vec<&dyn ToSql>],
+    ) -> Result<u64, TdsError> {
+        let Some(width) = rows.first().map(Vec::len).filter(|w| *w > 0) else {
+            return Ok(0);
+        };
+        let per_statement = (2000 / width).clamp(1, 1000);
+        let mut inserted = 0;
+        for chunk in rows.chunks(per_statement) {
+            let tuples: Vec<String> = (0..chunk.len())
+                .map(|r| {
+                    let params: Vec<String> = (1..=width)
+                        .map(|c| format!("@P{}", r * width + c))
+                        .collect();
+                    format!("({})", params.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO {table_and_columns} VALUES {}",
+                tuples.join(", ")
+            );
+            let params: Vec<&dyn ToSql> = chunk.iter().flatten().copied().collect();
+            inserted += self.exec(&sql, &params).await?;
+        }
+        Ok(inserted)
+    }
+
     /// The rows of the first result set.
     pub(crate) async fn rows(
         &mut self,
