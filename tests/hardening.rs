@@ -141,7 +141,9 @@ async fn public_writes_are_rate_limited_per_client_and_per_store() {
         assert_eq!(post_event_as(&app, "203.0.113.7").await.status(), 202);
     }
     let r = post_event_as(&app, "203.0.113.7").await;
-    assert_eq!(header(r.headers(), "retry-after"), "20");
+    // The next token is at most 20 s away (3 a minute), less if the writes took a while.
+    let retry: u64 = header(r.headers(), "retry-after").parse().unwrap();
+    assert!((1..=20).contains(&retry), "{retry}");
     assert_problem(r, 429, "rate_limited").await;
     // The client's bucket covers every write route.
     let draft = json!({
@@ -287,25 +289,36 @@ async fn urls_are_stored_once_and_without_private_query_parameters() {
 }
 
 /// Issue 17, point 1: the issue's flood (32 clients posting 80-event `page_view` batches with a
-/// new User-Agent each time) for 3 s, with the default limits. One address gets its burst of
-/// 120 requests a minute; the rest are 429 and store nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// new User-Agent each time) for 3 s, and on until the limiter has refused one (a slow database
+/// may not get through the burst in 3 s), with the default limits. One address gets its burst
+/// of 120 requests a minute plus 2 a second; the rest are 429 and store nothing.
+#[tokio::test]
 async fn a_page_view_flood_from_one_address_is_bounded() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
     let app = spawn_app().await;
     let batch: Vec<Value> = (0..80)
         .map(|i| json!({"name": "page_view", "url": format!("/p/{i}?utm_source=x&q={i}")}))
         .collect();
     let batch = std::sync::Arc::new(json!(batch));
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let started = Instant::now();
+    let (until, give_up) = (
+        started + Duration::from_secs(3),
+        started + Duration::from_secs(120),
+    );
+    let refused = std::sync::Arc::new(AtomicBool::new(false));
     let flooders = (0..32).map(|n| {
-        let (client, url, batch) = (
+        let (client, url, batch, refused) = (
             app.client.clone(),
             app.url("/api/v1/analytics/events"),
             batch.clone(),
+            refused.clone(),
         );
         tokio::spawn(async move {
             let (mut accepted, mut limited, mut i) = (0u64, 0u64, 0u64);
-            while std::time::Instant::now() < until {
+            while Instant::now() < give_up
+                && (Instant::now() < until || !refused.load(Ordering::Relaxed))
+            {
                 i += 1;
                 let r = client
                     .post(&url)
@@ -317,7 +330,10 @@ async fn a_page_view_flood_from_one_address_is_bounded() {
                     .unwrap();
                 match r.status().as_u16() {
                     202 => accepted += 1,
-                    429 => limited += 1,
+                    429 => {
+                        limited += 1;
+                        refused.store(true, Ordering::Relaxed);
+                    }
                     other => panic!("{other}"),
                 }
             }
@@ -330,10 +346,14 @@ async fn a_page_view_flood_from_one_address_is_bounded() {
         accepted += a;
         limited += l;
     }
+    let elapsed = started.elapsed().as_secs_f64();
     let events = app.sql_i64("SELECT COUNT(*) FROM store_analytics_events", &[]);
-    eprintln!("flood: {accepted} batches accepted, {limited} refused, {events} events stored");
-    // The burst of 120, plus 2 a second refilled while the flood lasts.
-    assert!((120..=128).contains(&accepted), "{accepted}");
+    eprintln!(
+        "flood: {accepted} batches accepted, {limited} refused, {events} events stored in {elapsed:.1} s"
+    );
+    assert!(limited > 0, "the limiter refused some");
+    // The burst of 120, plus 2 a second refilled while the flood lasted.
+    let bound = 120 + (2.0 * elapsed).ceil() as u64;
+    assert!((120..=bound).contains(&accepted), "{accepted} > {bound}");
     assert_eq!(events, accepted as i64 * 80);
-    assert!(limited > 0);
 }

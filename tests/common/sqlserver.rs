@@ -35,6 +35,12 @@ pub fn parse(raw: &str) -> MssqlUrl {
 pub fn with_database(raw: &str, database: &str) -> String {
     let mut url = url::Url::parse(raw).expect("valid URL");
     url.set_path(&format!("/{database}"));
+    // The suites' bursts (200 concurrent webhooks on a pool of 10) on a shared, busy machine
+    // can wait longer than the default 10 s for a connection; unless the URL says otherwise.
+    if !url.query_pairs().any(|(k, _)| k == "connect_timeout_ms") {
+        url.query_pairs_mut()
+            .append_pair("connect_timeout_ms", "30000");
+    }
     url.to_string()
 }
 
