@@ -100,7 +100,7 @@ fn allowed_origins() -> Value {
 }
 
 fn theme() -> Value {
-    json!({"type": "object",
+    json!({"type": "object", "additionalProperties": true,
            "description": format!("Free-form settings for the theme; at most {MAX_THEME_BYTES} bytes as compact JSON")})
 }
 
@@ -147,11 +147,11 @@ schemas!(resources => {
     PublicStore = json!({"type": "object",
         "required": ["slug", "name", "template", "theme", "custom_domain"],
         "properties": {"slug": {"type": "string", "pattern": SLUG}, "name": {"type": "string"},
-            "template": {"type": "string"}, "theme": {"type": "object"},
+            "template": {"type": "string"}, "theme": {"type": "object", "additionalProperties": true},
             "custom_domain": nullable_string()}});
     PublicStoreAnswer = envelope("PublicStore");
     /// A Biz item, passed through unchanged.
-    CatalogItem = json!({"type": "object", "required": ["id"],
+    CatalogItem = json!({"type": "object", "required": ["id"], "additionalProperties": true,
         "properties": {"id": {"type": "string"}},
         "description": "Biz's item as Biz has it; every item has an `id`"});
     CatalogItemAnswer = envelope("CatalogItem");
@@ -199,7 +199,8 @@ schemas!(resources => {
                 "description": "Erased (all null) a day after the appointment",
                 "properties": {"name": nullable_string(), "phone": nullable_string(), "email": nullable_string()}},
             "notes": nullable_string(), "expires_at": date_time(),
-            "booking": {"type": ["object", "null"], "description": "Biz's answer, once confirmed"}}});
+            "booking": {"type": ["object", "null"], "additionalProperties": true,
+                "description": "Biz's answer, once confirmed"}}});
     DraftAnswer = envelope("Draft");
 
     // Analytics (CONTRACT §9); the caps are `analytics::event`'s.
@@ -243,7 +244,8 @@ schemas!(resources => {
             "name": store_name(),
             "biz_business_id": {"type": "string", "pattern": "^[!-~]{1,128}$"},
             "template": {"type": ["string", "null"], "pattern": TEMPLATE, "default": "classic"},
-            "theme": {"type": ["object", "null"], "description": theme()["description"]},
+            "theme": {"type": ["object", "null"], "additionalProperties": true,
+                "description": theme()["description"]},
             "custom_domain": {"anyOf": [host_name(), {"type": "null"}]},
             "allowed_origins": allowed_origins()}});
     /// `PATCH /admin/v1/stores/{slug}`: only what changes; `slug` and `biz_business_id` may
@@ -261,7 +263,8 @@ schemas!(resources => {
                      "is_published", "allowed_origins", "created_at", "updated_at"],
         "properties": {"slug": {"type": "string", "pattern": SLUG}, "name": {"type": "string"},
             "biz_business_id": {"type": "string"}, "template": {"type": "string"},
-            "theme": {"type": "object"}, "custom_domain": nullable_string(),
+            "theme": {"type": "object", "additionalProperties": true},
+            "custom_domain": nullable_string(),
             "is_published": {"type": "boolean"},
             "allowed_origins": {"type": "array", "items": {"type": "string"}},
             "created_at": date_time(), "updated_at": date_time()}});
