@@ -296,4 +296,23 @@ mod tests {
         assert_eq!(url_path("not a url").as_deref(), None);
         assert!(!parse_batch(json!({"name": "click"})).unwrap()[0].is_page_view);
     }
+
+    #[test]
+    fn caps_count_characters_as_the_schema_does() {
+        let props = |key: String, value: Value| {
+            let mut map = serde_json::Map::new();
+            map.insert(key, value);
+            Value::Object(map)
+        };
+        let ok = json!({"name": "a", "url": "é".repeat(MAX_URL_CHARS),
+            "props": props("к".repeat(MAX_PROP_KEY_CHARS), json!("🍋".repeat(MAX_PROP_STRING_CHARS)))});
+        assert!(parse_batch(ok).is_ok());
+        for over in [
+            json!({"name": "a", "url": "a".repeat(MAX_URL_CHARS + 1)}),
+            json!({"name": "a", "props": props("k".repeat(MAX_PROP_KEY_CHARS + 1), json!(1))}),
+            json!({"name": "a", "props": props("k".into(), json!("v".repeat(MAX_PROP_STRING_CHARS + 1)))}),
+        ] {
+            assert_eq!(detail(parse_batch(over).unwrap_err()).0, 400);
+        }
+    }
 }
