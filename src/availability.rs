@@ -20,7 +20,8 @@ use crate::biz::AvailabilityQuery;
 use crate::catalog::{CacheKey, EntryKind, IfNoneMatch, StoreHeaders, Tenant, is_plausible_id};
 use crate::domain::Scope;
 use crate::error::{ApiError, Result};
-use crate::openapi::Problem;
+use crate::openapi::problems;
+use crate::openapi::responses::cached_answers;
 use crate::tenant::CurrentStore;
 
 pub const MAX_DAYS: u8 = 14;
@@ -81,27 +82,46 @@ fn parse(raw: &str) -> Result<AvailabilityQuery> {
 #[allow(dead_code)]
 struct AvailabilityParams {
     /// The service to book.
+    #[param(max_length = 128, pattern = r"^(?!\.{1,2}$)[!-~]+$")]
     service_id: String,
-    /// The business's calendar day the slots start on (`YYYY-MM-DD`).
+    /// The business's calendar day the slots start on (`YYYY-MM-DD`); past dates too.
+    #[param(format = Date)]
     date: String,
-    /// Only this staff member's slots.
+    /// Only this staff member's slots (422 `staff_not_eligible` when they do not perform the
+    /// service).
+    #[param(max_length = 128, pattern = r"^(?!\.{1,2}$)[!-~]+$")]
     staff_id: Option<String>,
     /// Days from `date` (1–14, default 1).
     #[param(minimum = 1, maximum = 14)]
     days: Option<u8>,
 }
 
-/// A service's free times, as Biz lists them, cached per store and query.
-#[utoipa::path(get, path = "/api/v1/availability", tag = "storefront",
-    params(AvailabilityParams, StoreHeaders),
-    responses(
-        (status = 200, description = "`{\"data\": {service_id, staff_id, date, days, slots: [{start_at, end_at, staff_id}]}}`; headers `x-cache`, `ETag`, `Cache-Control`", body = serde_json::Value),
-        (status = 304, description = "Not modified"),
-        (status = 400, description = "invalid_request, naming the parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "store_not_found", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "service_not_found, service_inactive, staff_not_eligible", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "upstream_unavailable (Retry-After)", body = Problem, content_type = "application/problem+json"),
-    ))]
+cached_answers!(
+    AvailabilityAnswers,
+    "AvailabilityAnswer",
+    "The slots as Biz lists them, in Biz's order"
+);
+
+problems!(AvailabilityProblems {
+    400 "A missing, repeated, unknown or malformed parameter (named in `detail`)" [invalid_request],
+    404 "No such store" [store_not_found],
+    422 "The service cannot be booked with this staff member" [service_not_found, service_inactive, staff_not_eligible],
+    502 "Biz describes the service without a usable duration" [upstream_unavailable],
+    503 "Biz failed and no copy is young enough" [upstream_unavailable],
+});
+
+/// A service's free times
+///
+/// As Biz lists them, cached per store and query for `MANGO_AVAILABILITY_TTL_SECS`; a booking
+/// webhook, a services or staff webhook and a confirm invalidate them.
+#[utoipa::path(
+    get,
+    path = "/api/v1/availability",
+    operation_id = "getAvailability",
+    tag = "availability",
+    params(AvailabilityParams, StoreHeaders, crate::catalog::ConditionalHeaders),
+    responses(AvailabilityAnswers, AvailabilityProblems)
+)]
 pub async fn availability(
     State(state): State<AppState>,
     CurrentStore(store): CurrentStore,

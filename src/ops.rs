@@ -10,7 +10,8 @@ use serde_json::json;
 
 use crate::app::{ApiRouter, AppState};
 use crate::error::{ApiError, Result};
-use crate::openapi::Problem;
+use crate::openapi::problems;
+use crate::openapi::schemas::Health;
 
 /// `/readyz` answers within this, whatever the database does.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -23,19 +24,24 @@ pub fn routes() -> ApiRouter {
         .route("/openapi.json", get(crate::openapi::openapi_json))
 }
 
-/// Liveness: the process is up. Never touches the database.
-#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "operations",
-    responses((status = 200, description = "`{\"data\":{\"status\":\"ok\"}}`", body = serde_json::Value)))]
+/// Liveness
+///
+/// The process is up. Never touches the database.
+#[utoipa::path(get, path = "/healthz", operation_id = "getHealth", tag = "operations",
+    responses((status = 200, description = "`{\"data\":{\"status\":\"ok\"}}`", body = Health)))]
 pub async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"data": {"status": "ok"}}))
 }
 
-/// Readiness: the database answers and can take writes, within 2 seconds.
-#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "operations",
-    responses(
-        (status = 200, description = "`{\"data\":{\"status\":\"ready\"}}`", body = serde_json::Value),
-        (status = 503, description = "database_unavailable (Retry-After)", body = Problem, content_type = "application/problem+json"),
-    ))]
+problems!(ReadyProblems {
+    503 "The database does not answer within 2 seconds" [database_unavailable],
+});
+
+/// Readiness
+///
+/// The database answers and can take writes, within 2 seconds.
+#[utoipa::path(get, path = "/readyz", operation_id = "getReadiness", tag = "operations",
+    responses((status = 200, description = "`{\"data\":{\"status\":\"ready\"}}`", body = Health), ReadyProblems))]
 pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse> {
     match tokio::time::timeout(READY_TIMEOUT, state.db.ping()).await {
         Ok(Ok(())) => Ok(axum::Json(json!({"data": {"status": "ready"}}))),
@@ -44,8 +50,10 @@ pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse> 
     }
 }
 
-/// Prometheus text: requests, cache, Biz calls, webhooks, drafts, jobs, pool.
-#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations",
+/// Prometheus metrics
+///
+/// Requests, cache, Biz calls, webhooks, drafts, jobs, the database pool.
+#[utoipa::path(get, path = "/metrics", operation_id = "getMetrics", tag = "operations",
     responses((status = 200, description = "Prometheus exposition format", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let pool = state.db.pool_stats();

@@ -30,7 +30,11 @@ pub fn parse(origin: &str) -> Option<OriginParts<'_>> {
     let (host, port) = if let Some(after) = rest.strip_prefix('[') {
         // An IPv6 literal.
         let (inside, tail) = after.split_once(']')?;
-        if inside.is_empty() || !inside.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
+        // An IPv6 address in hexadecimal groups (no embedded IPv4, no zone): what a browser
+        // writes in an `Origin`.
+        if !inside.bytes().all(|b| b.is_ascii_hexdigit() || b == b':')
+            || inside.parse::<std::net::Ipv6Addr>().is_err()
+        {
             return None;
         }
         let port = match tail {
@@ -162,6 +166,10 @@ mod tests {
             "https://example.com?x",
             "null",
             "https://a..b",
+            "http://[cd41e9dce2]",
+            "http://[1:2]",
+            "http://[]",
+            "http://[::ffff:1.2.3.4]",
         ] {
             assert_eq!(normalise(bad), None, "{bad}");
         }

@@ -155,3 +155,152 @@ async fn the_document_is_valid_openapi_3_1_with_unique_operation_ids() {
         .remove("description");
     assert!(schemas.validate(&broken, index).is_err());
 }
+
+/// Issue 18: every operation has a summary and a tag; every error answer is problem+json
+/// with its `code` values listed; every answer documents `x-request-id`.
+#[tokio::test]
+async fn every_operation_is_summarised_and_lists_its_problem_codes() {
+    let app = spawn_app().await;
+    let (_, _, doc) = parts(app.get("/openapi.json").await).await;
+    let known_tags: BTreeSet<&str> = doc["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let at = format!("{method} {path}");
+            assert!(
+                op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                "{at} has no summary"
+            );
+            let tags = op["tags"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{at}: tags"));
+            assert!(
+                tags.iter()
+                    .all(|t| known_tags.contains(t.as_str().unwrap())),
+                "{at}: {tags:?}"
+            );
+            for (status, response) in op["responses"].as_object().unwrap() {
+                assert!(
+                    response["headers"]["x-request-id"]["required"] == true,
+                    "{at} {status}: x-request-id"
+                );
+                if !(status.starts_with('4') || status.starts_with('5')) {
+                    continue;
+                }
+                let schema = &response["content"]["application/problem+json"]["schema"];
+                let codes = schema["allOf"][1]["properties"]["code"]["enum"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{at} {status} lists no problem codes"));
+                assert!(!codes.is_empty(), "{at} {status}");
+                if ["429", "503"].contains(&status.as_str()) {
+                    assert_eq!(
+                        response["headers"]["Retry-After"]["required"], true,
+                        "{at} {status}"
+                    );
+                }
+            }
+        }
+    }
+    let draft = &doc["paths"]["/api/v1/booking/draft"]["post"]["responses"]["422"];
+    let codes = draft["content"]["application/problem+json"]["schema"]["allOf"][1]["properties"]
+        ["code"]["enum"]
+        .to_string();
+    for code in [
+        "service_not_found",
+        "start_in_past",
+        "idempotency_key_reused",
+    ] {
+        assert!(codes.contains(code), "{code} in {codes}");
+    }
+}
+
+/// Issue 18: the request bodies say what the service accepts; the catalog's answers name
+/// their headers; links lead from what creates a store or a draft to what uses it; the CORS
+/// preflights are documented.
+#[tokio::test]
+async fn schemas_headers_links_and_preflights_are_documented() {
+    let app = spawn_app().await;
+    let (_, _, doc) = parts(app.get("/openapi.json").await).await;
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["CreateStore"]["properties"]["slug"]["pattern"],
+        "^[a-z0-9][a-z0-9-]{1,62}$"
+    );
+    assert_eq!(schemas["UpdateStore"]["additionalProperties"], false);
+    assert_eq!(schemas["AnalyticsEvent"]["additionalProperties"], false);
+    assert_eq!(
+        schemas["AnalyticsEvent"]["properties"]["name"]["pattern"],
+        "^[a-z][a-z0-9_]{0,63}$"
+    );
+    assert_eq!(
+        schemas["UpdateStore"]["properties"]["custom_domain"]["anyOf"][1]["type"],
+        "null"
+    );
+    assert!(
+        schemas["CreateStore"]["properties"]["theme"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("32768 bytes")
+    );
+    for (name, schema) in schemas.as_object().unwrap() {
+        assert!(
+            schema.as_object().is_some_and(|s| !s.is_empty()),
+            "{name} is a placeholder"
+        );
+    }
+
+    let list = &doc["paths"]["/api/v1/{resource}"]["get"];
+    let limit = list["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(
+        (&limit["schema"]["minimum"], &limit["schema"]["maximum"]),
+        (&serde_json::json!(1), &serde_json::json!(500))
+    );
+    let resources = list["parameters"][0]["schema"]["enum"].to_string();
+    for declared in ["services", "products", "staff"] {
+        assert!(resources.contains(declared), "{declared} in {resources}");
+    }
+    let headers = &list["responses"]["200"]["headers"];
+    assert_eq!(
+        headers["x-cache"]["schema"]["enum"],
+        serde_json::json!(["HIT", "MISS", "STALE"])
+    );
+    assert!(headers["ETag"].is_object() && list["responses"]["304"].is_object());
+
+    let link = |path: &str, method: &str, status: &str, to: &str| {
+        doc["paths"][path][method]["responses"][status]["links"][to]["operationId"].clone()
+    };
+    assert_eq!(
+        link("/admin/v1/stores", "post", "201", "getAdminStore"),
+        "getAdminStore"
+    );
+    assert_eq!(
+        link(
+            "/api/v1/booking/draft",
+            "post",
+            "201",
+            "confirmBookingDraft"
+        ),
+        "confirmBookingDraft"
+    );
+
+    for path in doc["paths"].as_object().unwrap().keys() {
+        let preflight = &doc["paths"][path]["options"];
+        assert_eq!(
+            preflight.is_object(),
+            path.starts_with("/api/v1/"),
+            "OPTIONS {path}"
+        );
+    }
+    let preflight = &doc["paths"]["/api/v1/store"]["options"]["responses"];
+    assert!(preflight["204"]["headers"]["Access-Control-Allow-Origin"].is_object());
+    assert!(preflight["403"].is_object());
+}

@@ -13,7 +13,8 @@ use super::settings::rfc3339;
 use crate::app::AppState;
 use crate::error::{ApiError, Result};
 use crate::extract::Query;
-use crate::openapi::Problem;
+use crate::openapi::problems;
+use crate::openapi::schemas::{AnalyticsSummary, TimeBound};
 
 pub const DEFAULT_SPAN_MS: i64 = 30 * 86_400_000;
 
@@ -90,17 +91,20 @@ pub fn range(params: &Params, now_ms: i64) -> Result<(i64, i64)> {
     Ok((from, end))
 }
 
-/// Page views, visitors, sessions, events by name and the booking funnel for a range.
+problems!(SummaryProblems {
+    400 "A bound that is neither RFC 3339 nor YYYY-MM-DD, `from` after `to`, or more than 366 days" [invalid_request],
+});
+
+/// A store's analytics
+///
+/// Page views, visitors, sessions, events by name, the booking funnel and one `daily` entry
+/// per UTC day of `[from, to)` (zeros included, oldest first). A date as `to` includes that
+/// day; the range is at most 366 days; the default is the last 30 days.
 #[utoipa::path(get, path = "/admin/v1/stores/{slug}/analytics", operation_id = "getStoreAnalytics", tag = "admin", security(("bearer" = [])),
-    params(("slug" = String, Path, description = "The store's slug"),
-        ("from" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD; default 30 days ago"),
-        ("to" = Option<String>, Query, description = "RFC 3339 or YYYY-MM-DD (the whole day); default now")),
-    responses(
-        (status = 200, description = "`{\"data\": {page_views, visitors, sessions, events: {name: count}, funnel: {service_views, drafts_created, bookings_confirmed}, daily: [{date, page_views, visitors, sessions}], from, to}}`", body = serde_json::Value),
-        (status = 400, description = "invalid_request: a bad date, from after to, or more than 366 days", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "unauthorized: no or a wrong token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "store_not_found: unknown slug, or another store's key", body = Problem, content_type = "application/problem+json"),
-    ))]
+    params(("slug" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{1,62}$", description = "The store's slug"),
+        ("from" = Option<TimeBound>, Query, description = "RFC 3339 or YYYY-MM-DD; default 30 days before `to`"),
+        ("to" = Option<TimeBound>, Query, description = "RFC 3339 or YYYY-MM-DD (the whole day); default now")),
+    responses((status = 200, description = "The summary", body = AnalyticsSummary), super::stores::AdminStoreProblems, SummaryProblems))]
 pub async fn summary(
     State(state): State<AppState>,
     AdminStore(store): AdminStore,

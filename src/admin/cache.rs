@@ -13,7 +13,8 @@ use crate::catalog::is_plausible_id;
 use crate::domain::{Resources, Scope};
 use crate::error::{ApiError, Result};
 use crate::extract::Json;
-use crate::openapi::Problem;
+use crate::openapi::problems;
+use crate::openapi::schemas::{CachePurge, CachePurged, CacheStats};
 
 /// `{}` (everything), `{"resource"}` (one resource) or `{"resource","id"}` (one item and the
 /// list holding it).
@@ -50,17 +51,20 @@ impl Purge {
     }
 }
 
-/// Purges the store's cache: everything, a resource, or one item (and its list).
+problems!(PurgeProblems {
+    400 "Malformed JSON, an unknown field, an undeclared resource, or an `id` without a `resource`" [invalid_request],
+    413 "The body is larger than 256 KiB" [payload_too_large],
+    503 "The database is down (memory was purged all the same)" [database_unavailable],
+});
+
+/// Purges a store's cache
+///
+/// Everything (`{}`), a resource (`{"resource"}`), or one item and the list holding it
+/// (`{"resource", "id"}`), in memory and in SQL.
 #[utoipa::path(post, path = "/admin/v1/stores/{slug}/cache/purge", operation_id = "purgeStoreCache", tag = "admin", security(("bearer" = [])),
-    params(("slug" = String, Path, description = "The store's slug")),
-    request_body(content = serde_json::Value, description = "`{}`, `{\"resource\"}` or `{\"resource\",\"id\"}`"),
-    responses(
-        (status = 200, description = "`{\"data\": {\"purged\": {scope, …}}}`", body = serde_json::Value),
-        (status = 400, description = "invalid_request", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "unauthorized: no or a wrong token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "store_not_found: unknown slug, or another store's key", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "database_unavailable (memory was purged all the same)", body = Problem, content_type = "application/problem+json"),
-    ))]
+    params(("slug" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{1,62}$", description = "The store's slug")),
+    request_body = CachePurge,
+    responses((status = 200, description = "What was purged", body = CachePurged), super::stores::AdminStoreProblems, PurgeProblems))]
 pub async fn purge(
     State(state): State<AppState>,
     AdminStore(store): AdminStore,
@@ -94,14 +98,13 @@ struct ResourceReport {
     stale: u64,
 }
 
-/// Per resource: entries (memory, SQL), hits, misses, stale serves.
+/// A store's cache statistics
+///
+/// Per resource: entries (this instance's memory, the shared SQL tables), hits, misses,
+/// stale serves.
 #[utoipa::path(get, path = "/admin/v1/stores/{slug}/cache", operation_id = "getStoreCacheStats", tag = "admin", security(("bearer" = [])),
-    params(("slug" = String, Path, description = "The store's slug")),
-    responses(
-        (status = 200, description = "`{\"data\": {services: {entries: {memory, sql}, hits, misses, stale}, …}}`", body = serde_json::Value),
-        (status = 401, description = "unauthorized: no or a wrong token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "store_not_found: unknown slug, or another store's key", body = Problem, content_type = "application/problem+json"),
-    ))]
+    params(("slug" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{1,62}$", description = "The store's slug")),
+    responses((status = 200, description = "Per resource", body = CacheStats), super::stores::AdminStoreProblems))]
 pub async fn stats(
     State(state): State<AppState>,
     AdminStore(store): AdminStore,

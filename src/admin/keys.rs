@@ -9,9 +9,16 @@ use super::auth::{AdminStoreCaller, Caller, new_api_key};
 use super::settings::StoreView;
 use crate::app::AppState;
 use crate::error::{ApiError, Result};
-use crate::openapi::Problem;
+use crate::openapi::problems;
+use crate::openapi::schemas::StoreWithKey;
 
-/// A new API key, shown once; the old one stops working at once.
+problems!(RotateProblems {
+    409 "The key was rotated meanwhile by a concurrent rotation" [conflict],
+});
+
+/// Rotates a store's API key
+///
+/// A new key, shown once; the old one stops working at once.
 ///
 /// The rotation replaces the key the caller authenticated with, and only that one: of
 /// concurrent rotations one wins and the others answer 409 `conflict` (without this, a leaked
@@ -19,13 +26,9 @@ use crate::openapi::Problem;
 /// store key of their own, so an operator rotation is conditional on the hash read just before
 /// it: two operators rotating at once also get one winner, never two keys of which one is dead.
 #[utoipa::path(post, path = "/admin/v1/stores/{slug}/api-keys", operation_id = "rotateStoreApiKey", tag = "admin", security(("bearer" = [])),
-    params(("slug" = String, Path, description = "The store's slug")),
-    responses(
-        (status = 201, description = "`{\"data\": store, \"api_key\": \"msk_…\"}`", body = serde_json::Value),
-        (status = 401, description = "unauthorized: no or a wrong token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "store_not_found: unknown slug, or another store's key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict: the key was rotated meanwhile (by a concurrent rotation)", body = Problem, content_type = "application/problem+json"),
-    ))]
+    params(("slug" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{1,62}$", description = "The store's slug")),
+    responses((status = 201, description = "The store and its new API key", body = StoreWithKey),
+        super::stores::AdminStoreProblems, RotateProblems))]
 pub async fn rotate(
     State(state): State<AppState>,
     AdminStoreCaller { store, caller }: AdminStoreCaller,

@@ -11,6 +11,8 @@ use crate::tenant::is_valid_slug;
 /// Largest theme document accepted, as JSON text.
 pub const MAX_THEME_BYTES: usize = 32 * 1024;
 pub const DEFAULT_TEMPLATE: &str = "classic";
+/// Longest store name, in characters once trimmed.
+pub const MAX_STORE_NAME: usize = 200;
 
 pub struct StoreSlug(pub String);
 
@@ -28,10 +30,13 @@ impl StoreSlug {
 
 pub fn parse_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "`name` must be 1 to 200 printable characters",
-        ));
+    if name.is_empty()
+        || name.chars().count() > MAX_STORE_NAME
+        || name.chars().any(char::is_control)
+    {
+        return Err(ApiError::invalid(format!(
+            "`name` must be 1 to {MAX_STORE_NAME} printable characters"
+        )));
     }
     Ok(name.to_string())
 }

@@ -16,9 +16,12 @@ use crate::app::AppState;
 use crate::db::{NewStore, StorePatch};
 use crate::error::{ApiError, Result};
 use crate::extract::Json;
-use crate::openapi::Problem;
+use crate::openapi::problems;
+use crate::openapi::schemas::{
+    AdminStoreAnswer, CreateStore as CreateStoreSchema, StoreWithKey, UpdateStore,
+};
 
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize)]
 pub struct CreateStore {
     slug: String,
     name: String,
@@ -30,17 +33,20 @@ pub struct CreateStore {
     allowed_origins: Option<Vec<String>>,
 }
 
-/// Creates a store (operator only); its API key is in the answer, once.
+problems!(CreateStoreProblems {
+    400 "Malformed JSON, a missing field, or a field that does not validate (named in `detail`)" [invalid_request],
+    401 "No or a wrong token" [unauthorized],
+    403 "A store key on an operator route" [forbidden],
+    409 "The slug or the custom domain is taken" [conflict],
+    413 "The body is larger than 256 KiB" [payload_too_large],
+});
+
+/// Creates a store
+///
+/// Operator only. The store's API key is in the answer, once (it is stored hashed).
 #[utoipa::path(post, path = "/admin/v1/stores", operation_id = "createStore", tag = "admin", security(("bearer" = [])),
-    request_body = CreateStore,
-    responses(
-        (status = 201, description = "`{\"data\": store, \"api_key\": \"msk_…\"}`", body = serde_json::Value),
-        (status = 400, description = "invalid_request", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "unauthorized", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "forbidden: a store key on an operator route", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict: slug or custom domain taken", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
-    ))]
+    request_body = CreateStoreSchema,
+    responses((status = 201, description = "The store and its API key", body = StoreWithKey), CreateStoreProblems))]
 pub async fn create(
     State(state): State<AppState>,
     _: Operator,
@@ -73,14 +79,20 @@ pub async fn create(
     ))
 }
 
-/// The store with its settings.
+problems!(
+    /// What every `/admin/v1/stores/{slug}` route can answer.
+    AdminStoreProblems {
+        401 "No or a wrong token" [unauthorized],
+        404 "No such store, or another store's key" [store_not_found],
+    }
+);
+
+/// Reads a store
+///
+/// The store with every setting.
 #[utoipa::path(get, path = "/admin/v1/stores/{slug}", operation_id = "getAdminStore", tag = "admin", security(("bearer" = [])),
-    params(("slug" = String, Path, description = "The store's slug")),
-    responses(
-        (status = 200, description = "`{\"data\": store}`", body = serde_json::Value),
-        (status = 401, description = "unauthorized: no or a wrong token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "store_not_found: unknown slug, or another store's key", body = Problem, content_type = "application/problem+json"),
-    ))]
+    params(("slug" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{1,62}$", description = "The store's slug")),
+    responses((status = 200, description = "The store", body = AdminStoreAnswer), AdminStoreProblems))]
 pub async fn get(AdminStore(store): AdminStore) -> impl IntoResponse {
     axum::Json(json!({"data": StoreView::from(store)}))
 }
@@ -135,20 +147,22 @@ fn immutable(field: &str, sent: Option<String>, current: &str) -> Result<()> {
     }
 }
 
-/// Changes `name, template, theme, custom_domain, allowed_origins, is_published` (send only
-/// what changes; `allowed_origins: null` or `[]` clears the list;
-/// `custom_domain: null` clears it; `slug` and `biz_business_id` are immutable).
+problems!(UpdateStoreProblems {
+    400 "Malformed JSON, an unknown, null or immutable field, or a field that does not validate" [invalid_request],
+    409 "The custom domain belongs to another store" [conflict],
+    413 "The body is larger than 256 KiB" [payload_too_large],
+});
+
+/// Changes a store's settings
+///
+/// Send only what changes: `name, template, theme, custom_domain, allowed_origins,
+/// is_published`. `custom_domain: null` clears the domain, `allowed_origins: null` or `[]` the
+/// list; unknown fields are refused. `slug` and `biz_business_id` are immutable: they may be
+/// sent unchanged (a client echoing what it read), any other value is 400.
 #[utoipa::path(patch, path = "/admin/v1/stores/{slug}", operation_id = "updateStore", tag = "admin", security(("bearer" = [])),
-    params(("slug" = String, Path, description = "The store's slug")),
-    request_body(content = serde_json::Value, description = "`{name?, template?, theme?, custom_domain?, allowed_origins?, is_published?}`"),
-    responses(
-        (status = 200, description = "`{\"data\": store}`", body = serde_json::Value),
-        (status = 400, description = "invalid_request: a bad or immutable field", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "unauthorized: no or a wrong token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "store_not_found: unknown slug, or another store's key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict: the custom domain belongs to another store", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
-    ))]
+    params(("slug" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{1,62}$", description = "The store's slug")),
+    request_body = UpdateStore,
+    responses((status = 200, description = "The store as changed", body = AdminStoreAnswer), AdminStoreProblems, UpdateStoreProblems))]
 pub async fn update(
     State(state): State<AppState>,
     AdminStore(store): AdminStore,

@@ -10,7 +10,8 @@ use super::settings::rfc3339;
 use crate::app::AppState;
 use crate::error::{ApiError, Result};
 use crate::extract::Query;
-use crate::openapi::Problem;
+use crate::openapi::problems;
+use crate::openapi::schemas::WebhookDeliveries;
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 200;
@@ -20,15 +21,17 @@ pub struct Params {
     limit: Option<u32>,
 }
 
-/// Recent webhook deliveries for the store, newest first.
+problems!(RecentProblems {
+    400 "A `limit` outside 1 to 200" [invalid_request],
+});
+
+/// A store's recent webhook deliveries
+///
+/// Newest first.
 #[utoipa::path(get, path = "/admin/v1/stores/{slug}/webhooks", operation_id = "listStoreWebhooks", tag = "admin", security(("bearer" = [])),
-    params(("slug" = String, Path, description = "The store's slug"), ("limit" = Option<u32>, Query, description = "1 to 200, default 50")),
-    responses(
-        (status = 200, description = "`{\"data\": [{id, type, received_at, status}]}`", body = serde_json::Value),
-        (status = 400, description = "invalid_request: a bad limit", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "unauthorized: no or a wrong token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "store_not_found: unknown slug, or another store's key", body = Problem, content_type = "application/problem+json"),
-    ))]
+    params(("slug" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{1,62}$", description = "The store's slug"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "How many (default 50)")),
+    responses((status = 200, description = "The deliveries", body = WebhookDeliveries), super::stores::AdminStoreProblems, RecentProblems))]
 pub async fn recent(
     State(state): State<AppState>,
     AdminStore(store): AdminStore,

@@ -9,10 +9,12 @@ use crate::db::ClientEvent;
 use crate::error::ApiError;
 
 pub const MAX_BATCH: usize = 100;
-pub const MAX_URL_BYTES: usize = 2_000;
+// The caps count characters (Unicode scalar values), as JSON Schema's `maxLength` does, so
+// the OpenAPI document states them exactly.
+pub const MAX_URL_CHARS: usize = 2_000;
 pub const MAX_PROPS: usize = 30;
-pub const MAX_PROP_KEY_BYTES: usize = 64;
-pub const MAX_PROP_STRING_BYTES: usize = 256;
+pub const MAX_PROP_KEY_CHARS: usize = 64;
+pub const MAX_PROP_STRING_CHARS: usize = 256;
 /// Names the server records itself (the booking module); a storefront may not forge them.
 pub const RESERVED_PREFIX: &str = "booking_";
 pub const PAGE_VIEW: &str = "page_view";
@@ -146,9 +148,9 @@ fn parse_event(raw: Value) -> Result<ClientEvent, Refusal> {
 
 fn capped(field: &str, value: Option<String>) -> Result<Option<String>, Refusal> {
     match value {
-        Some(v) if v.len() > MAX_URL_BYTES => Err(Refusal::invalid(
+        Some(v) if v.chars().count() > MAX_URL_CHARS => Err(Refusal::invalid(
             field,
-            format!("must be at most {MAX_URL_BYTES} bytes"),
+            format!("must be at most {MAX_URL_CHARS} characters"),
         )),
         other => Ok(other),
     }
@@ -166,18 +168,18 @@ fn parse_props(props: Value) -> Result<String, Refusal> {
         ));
     }
     for (key, value) in map {
-        if key.is_empty() || key.len() > MAX_PROP_KEY_BYTES {
+        if key.is_empty() || key.chars().count() > MAX_PROP_KEY_CHARS {
             return Err(Refusal::invalid(
                 "props",
-                format!("keys must be 1 to {MAX_PROP_KEY_BYTES} bytes"),
+                format!("keys must be 1 to {MAX_PROP_KEY_CHARS} characters"),
             ));
         }
         let shown: String = key.chars().take(64).collect();
         match value {
-            Value::String(s) if s.len() > MAX_PROP_STRING_BYTES => {
+            Value::String(s) if s.chars().count() > MAX_PROP_STRING_CHARS => {
                 return Err(Refusal::invalid(
                     format!("props.{shown}"),
-                    format!("strings must be at most {MAX_PROP_STRING_BYTES} bytes"),
+                    format!("strings must be at most {MAX_PROP_STRING_CHARS} characters"),
                 ));
             }
             Value::Array(_) | Value::Object(_) => {
@@ -293,5 +295,24 @@ mod tests {
         assert_eq!(url_path("mailto:x@y").as_deref(), None);
         assert_eq!(url_path("not a url").as_deref(), None);
         assert!(!parse_batch(json!({"name": "click"})).unwrap()[0].is_page_view);
+    }
+
+    #[test]
+    fn caps_count_characters_as_the_schema_does() {
+        let props = |key: String, value: Value| {
+            let mut map = serde_json::Map::new();
+            map.insert(key, value);
+            Value::Object(map)
+        };
+        let ok = json!({"name": "a", "url": "é".repeat(MAX_URL_CHARS),
+            "props": props("к".repeat(MAX_PROP_KEY_CHARS), json!("🍋".repeat(MAX_PROP_STRING_CHARS)))});
+        assert!(parse_batch(ok).is_ok());
+        for over in [
+            json!({"name": "a", "url": "a".repeat(MAX_URL_CHARS + 1)}),
+            json!({"name": "a", "props": props("k".repeat(MAX_PROP_KEY_CHARS + 1), json!(1))}),
+            json!({"name": "a", "props": props("k".into(), json!("v".repeat(MAX_PROP_STRING_CHARS + 1)))}),
+        ] {
+            assert_eq!(detail(parse_batch(over).unwrap_err()).0, 400);
+        }
     }
 }

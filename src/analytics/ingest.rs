@@ -18,7 +18,8 @@ use super::visitor::{ClientAddr, day_of, visitor_hash};
 use crate::app::AppState;
 use crate::db::VisitorEvents;
 use crate::error::{ApiError, Result};
-use crate::openapi::Problem;
+use crate::openapi::problems;
+use crate::openapi::schemas::{AnalyticsAccepted, AnalyticsBatch};
 use crate::tenant::{Store, X_STORE_ID};
 
 /// The store of an analytics request: as for every storefront request, else (for
@@ -63,15 +64,11 @@ fn beacon_json(headers: &HeaderMap, body: &[u8]) -> Result<Value> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let essence = content_type
+    let is_text = content_type
         .split(';')
         .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    let is_json = essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"));
-    if !is_json && essence != "text/plain" {
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/plain"));
+    if !crate::extract::is_json_content_type(content_type) && !is_text {
         return Err(ApiError::invalid(
             "the request body must be JSON with `Content-Type: application/json` \
              (or `text/plain`, as `navigator.sendBeacon` sends)",
@@ -84,19 +81,25 @@ fn beacon_json(headers: &HeaderMap, body: &[u8]) -> Result<Value> {
 /// A session ends after this long without events.
 pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 
-/// One event or an array of at most 100: `{name, url?, referrer?, props?}`.
+problems!(EventProblems {
+    400 "Malformed JSON, a wrong content type, a bad name, an unknown field or a value over a cap (named in `detail` with the event's index)" [invalid_request],
+    404 "No store is named by X-Store-Id, Host or `?store=`" [store_not_found],
+    413 "The body is larger than 256 KiB" [payload_too_large],
+    422 "A `booking_*` name: those are recorded by the server" [reserved_event_name],
+    429 "Too many writes from this client or to this store, or the store's daily quota is used up (Retry-After until the next UTC day)" [rate_limited],
+});
+
+/// Records analytics events
+///
+/// One event or an array of 1 to 100, validated whole (all or nothing). `page_view` events
+/// also count as page views; visitors and sessions are derived without cookies.
+/// `navigator.sendBeacon` is served too: `Content-Type: text/plain` (any charset) with the
+/// same JSON, and the store in `?store=SLUG`.
 #[utoipa::path(post, path = "/api/v1/analytics/events", operation_id = "postAnalyticsEvents", tag = "analytics",
     params(crate::catalog::StoreHeaders,
-        ("store" = Option<String>, Query, description = "the store's slug, for `navigator.sendBeacon`: used when neither `X-Store-Id` nor `Host` names a store")),
-    request_body(content = serde_json::Value, description = "`{\"name\":\"page_view\",\"url\":\"/services\"}` or an array of up to 100"),
-    responses(
-        (status = 202, description = "`{\"data\": {\"accepted\": N}}`", body = serde_json::Value),
-        (status = 400, description = "invalid_request: malformed, over a cap, or a bad name", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "store_not_found", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "reserved_event_name: booking_* names are recorded by the server", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "rate_limited: see Retry-After", body = Problem, content_type = "application/problem+json"),
-    ))]
+        ("store" = Option<String>, Query, description = "The store's slug, for `navigator.sendBeacon`: used (and 404 `store_not_found` when unknown) only when neither `X-Store-Id` nor `Host` names a store")),
+    request_body = AnalyticsBatch,
+    responses((status = 202, description = "Recorded", body = AnalyticsAccepted), EventProblems))]
 pub async fn events(
     State(state): State<AppState>,
     BeaconStore(store): BeaconStore,

@@ -19,10 +19,10 @@ pub const ID_PREFIX: &str = "drf_";
 /// `drf_` and 32 lowercase hex digits: 128 random bits.
 pub const ID_LEN: usize = ID_PREFIX.len() + 32;
 
-const MAX_NAME: usize = 200;
-const MAX_PHONE: usize = 64;
-const MAX_EMAIL: usize = 254;
-const MAX_NOTES: usize = 2000;
+pub const MAX_NAME: usize = 200;
+pub const MAX_PHONE: usize = 64;
+pub const MAX_EMAIL: usize = 254;
+pub const MAX_NOTES: usize = 2000;
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// A new draft id with 128 random bits.

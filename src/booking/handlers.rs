@@ -21,7 +21,8 @@ use crate::db::{
 };
 use crate::error::{ApiError, Result};
 use crate::extract::{Json, Path};
-use crate::openapi::Problem;
+use crate::openapi::problems;
+use crate::openapi::schemas::{DraftAnswer, DraftRequest as DraftRequestSchema};
 use crate::tenant::CurrentStore;
 
 fn not_found() -> ApiError {
@@ -59,18 +60,30 @@ fn replay(held: KeyedDraft, request_hash: &str, now_ms: i64) -> Result<Response>
     Ok(created(&held.draft, now_ms, true))
 }
 
-/// Holds a draft booking for `MANGO_DRAFT_TTL_SECS`; `Idempotency-Key` makes a retry safe.
+problems!(CreateDraftProblems {
+    400 "Malformed JSON, a wrong content type, a missing field, overlong notes or a bad Idempotency-Key" [invalid_request],
+    404 "No such store" [store_not_found],
+    413 "The body is larger than 256 KiB" [payload_too_large],
+    422 "The draft cannot be made" [service_not_found, service_inactive, staff_not_eligible, start_in_past, invalid_start_at, invalid_customer, idempotency_key_reused],
+    429 "Too many writes from this client or to this store" [rate_limited],
+    502 "Biz describes the service without a usable duration" [upstream_unavailable],
+    503 "The catalog cannot be read and no copy is young enough" [upstream_unavailable],
+});
+
+/// Makes a booking draft
+///
+/// Holds the slot's terms for `MANGO_DRAFT_TTL_SECS`; an `Idempotency-Key` makes a retried
+/// create answer the same draft (the same key with another body: 422
+/// `idempotency_key_reused`; keys are kept 24 h).
 #[utoipa::path(post, path = "/api/v1/booking/draft", operation_id = "createBookingDraft", tag = "booking",
-    params(crate::catalog::StoreHeaders, ("Idempotency-Key" = Option<String>, Header, description = "Same key and body within 24 h answer the same draft")),
-    request_body(content = serde_json::Value, description = "`{service_id, staff_id?, start_at (RFC 3339 with offset), customer: {name, phone?, email?}, notes?}`"),
+    params(crate::catalog::StoreHeaders,
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Same key and body within 24 h answer the same draft")),
+    request_body = DraftRequestSchema,
     responses(
-        (status = 201, description = "`{\"data\": {id, status, service_id, staff_id, start_at, end_at, price, customer, notes, expires_at, booking}}`", body = serde_json::Value),
-        (status = 400, description = "invalid_request", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "store_not_found", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "service_not_found, service_inactive, staff_not_eligible, start_in_past, invalid_start_at, invalid_customer, idempotency_key_reused", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "rate_limited: see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "upstream_unavailable: the catalog cannot be read", body = Problem, content_type = "application/problem+json"),
+        (status = 201, description = "The draft, `status: draft`", body = DraftAnswer, headers(
+            ("Location" = String, description = "The draft's URL"),
+            ("Idempotent-Replayed" = Option<String>, description = "`true` when an earlier create with this Idempotency-Key answered it"))),
+        CreateDraftProblems,
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -214,13 +227,16 @@ pub(crate) async fn bookable_service(
     Ok(terms)
 }
 
-/// A draft of this store.
+problems!(DraftProblems {
+    404 "No such draft in this store, or no such store" [not_found, store_not_found],
+});
+
+/// Reads a booking draft
+///
+/// Any status, `cancelled` and `expired` included; another store's draft is 404.
 #[utoipa::path(get, path = "/api/v1/booking/draft/{id}", operation_id = "getBookingDraft", tag = "booking",
-    params(("id" = String, Path, description = "The draft id (`drf_…`)"), crate::catalog::StoreHeaders),
-    responses(
-        (status = 200, description = "`{\"data\": {id, status, service_id, staff_id, start_at, end_at, price, customer, notes, expires_at, booking}}`", body = serde_json::Value),
-        (status = 404, description = "not_found (also another store's draft) or store_not_found", body = Problem, content_type = "application/problem+json"),
-    ))]
+    params(("id" = String, Path, pattern = "^drf_[0-9a-f]{32}$", description = "The draft id"), crate::catalog::StoreHeaders),
+    responses((status = 200, description = "The draft", body = DraftAnswer), DraftProblems))]
 pub async fn get(
     State(state): State<AppState>,
     CurrentStore(store): CurrentStore,
@@ -234,18 +250,22 @@ pub async fn get(
     Ok(answer(StatusCode::OK, &draft, state.clock.now_ms()))
 }
 
-/// Confirms the draft with Biz, exactly once (concurrent confirms share the one call).
+problems!(ConfirmProblems {
+    404 "No such draft in this store, or no such store" [not_found, store_not_found],
+    409 "The slot is taken (the draft is `failed`), the draft was cancelled, or another confirm is waiting for Biz" [slot_unavailable, draft_cancelled, confirm_in_progress],
+    410 "The draft expired" [draft_expired],
+    422 "Biz rejected the booking (its reason in `detail`)" [booking_rejected],
+    429 "Too many writes from this client or to this store" [rate_limited],
+    502 "Biz did not answer; the draft stays confirmable and a retry reuses the same Idempotency-Key" [upstream_unavailable],
+});
+
+/// Confirms a booking draft
+///
+/// With Biz, exactly once: concurrent confirms share the one call, and a repeat of a confirmed
+/// draft answers the same 200.
 #[utoipa::path(post, path = "/api/v1/booking/draft/{id}/confirm", operation_id = "confirmBookingDraft", tag = "booking",
-    params(("id" = String, Path, description = "The draft id (`drf_…`)"), crate::catalog::StoreHeaders),
-    responses(
-        (status = 200, description = "The draft with `status: confirmed` and `booking` (Biz's answer)", body = serde_json::Value),
-        (status = 404, description = "not_found or store_not_found", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "slot_unavailable (status failed), draft_cancelled, confirm_in_progress", body = Problem, content_type = "application/problem+json"),
-        (status = 410, description = "draft_expired", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "booking_rejected: Biz's reason in detail", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "rate_limited: see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "upstream_unavailable: retry; the same Idempotency-Key is reused", body = Problem, content_type = "application/problem+json"),
-    ))]
+    params(("id" = String, Path, pattern = "^drf_[0-9a-f]{32}$", description = "The draft id"), crate::catalog::StoreHeaders),
+    responses((status = 200, description = "The draft with `status: confirmed` and `booking` (Biz's answer)", body = DraftAnswer), ConfirmProblems))]
 pub async fn confirm(
     State(state): State<AppState>,
     CurrentStore(store): CurrentStore,
@@ -265,15 +285,18 @@ pub async fn confirm(
     Ok(answer(StatusCode::OK, &draft, state.clock.now_ms()))
 }
 
-/// Cancels the draft.
+problems!(CancelProblems {
+    404 "No such draft in this store, or no such store" [not_found, store_not_found],
+    409 "The draft is confirmed, or a confirm is (or may have been) with Biz" [already_confirmed, confirm_in_progress, confirm_outcome_unknown],
+});
+
+/// Cancels a booking draft
+///
+/// A draft that already failed or expired has nothing left to cancel (204, unchanged); it
+/// stays readable with its status.
 #[utoipa::path(delete, path = "/api/v1/booking/draft/{id}", operation_id = "cancelBookingDraft", tag = "booking",
-    params(("id" = String, Path, description = "The draft id (`drf_…`)"), crate::catalog::StoreHeaders),
-    responses(
-        (status = 204, description = "Cancelled"),
-        (status = 404, description = "not_found or store_not_found", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "already_confirmed, confirm_in_progress, confirm_outcome_unknown", body = Problem, content_type = "application/problem+json"),
-    ))]
-/// that already failed or expired has nothing left to cancel (204, unchanged).
+    params(("id" = String, Path, pattern = "^drf_[0-9a-f]{32}$", description = "The draft id"), crate::catalog::StoreHeaders),
+    responses((status = 204, description = "Cancelled (or already failed or expired)"), CancelProblems))]
 pub async fn cancel(
     State(state): State<AppState>,
     CurrentStore(store): CurrentStore,

@@ -25,26 +25,31 @@ use crate::app::{ApiRouter, AppState};
 pub use crate::domain::{CacheKey, MAX_ID_LEN, Resource, is_plausible_id};
 use crate::error::{ApiError, Result};
 use crate::extract::Path;
-use crate::openapi::Problem;
+use crate::openapi::problems;
+use crate::openapi::responses::cached_answers;
+use crate::openapi::schemas::PublicStoreAnswer;
 use crate::tenant::CurrentStore;
 
-/// How a storefront request names its store (one of the two is needed; the header wins).
+/// How a storefront request names its store: `X-Store-Id`, or else the `Host` header (a
+/// custom domain, or `SLUG.MANGO_BASE_DOMAIN`; a port is ignored), which the document cannot
+/// list as a parameter.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
 pub struct StoreHeaders {
-    /// The store's slug.
-    #[param(rename = "X-Store-Id")]
+    /// The store's slug; wins over `Host`. An unknown store is 404 `store_not_found`.
+    #[param(
+        rename = "X-Store-Id",
+        pattern = "^[a-z0-9][a-z0-9-]{1,62}$",
+        example = "demo"
+    )]
     x_store_id: Option<String>,
-    /// A custom domain, or `SLUG.MANGO_BASE_DOMAIN` (a port is ignored).
-    #[param(rename = "Host")]
-    host: Option<String>,
 }
 
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
-struct ConditionalHeaders {
+pub struct ConditionalHeaders {
     /// An ETag from an earlier answer: 304 when it still matches.
     #[param(rename = "If-None-Match")]
     if_none_match: Option<String>,
@@ -67,12 +72,17 @@ fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
+problems!(StoreProblems {
+    404 "No store matches X-Store-Id or Host" [store_not_found],
+});
+
 /// The store's public settings.
 #[utoipa::path(get, path = "/api/v1/store", operation_id = "getStore", tag = "storefront",
     params(StoreHeaders),
     responses(
-        (status = 200, description = "`{\"data\": {slug, name, template, theme, custom_domain}}`", body = serde_json::Value),
-        (status = 404, description = "store_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "`slug, name, template, theme, custom_domain`", body = PublicStoreAnswer,
+            headers(("Cache-Control" = String, description = "`no-cache`"))),
+        StoreProblems,
     ))]
 pub async fn store_settings(CurrentStore(store): CurrentStore) -> Response {
     let r = &store.record;
@@ -89,27 +99,44 @@ pub async fn store_settings(CurrentStore(store): CurrentStore) -> Response {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 struct ListQueryParams {
-    /// Only these items, in this order (comma-separated, at most 100, no empty entry).
+    /// Only these items, in this order, each once (comma-separated, at most 100, no empty
+    /// entry); ids not in the list are left out.
+    #[param(pattern = "^[^,]+(,[^,]+){0,99}$", example = "svc_1,svc_2")]
     ids: Option<String>,
     /// Page size (1–500); the answer then carries `next_cursor`.
     #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
-    /// The `next_cursor` of the previous page of the same query (needs `limit`).
+    /// The `next_cursor` of the previous page of the same query (needs `limit`); opaque, and
+    /// 400 `invalid_cursor` for any other query's cursor or a garbled one.
     cursor: Option<String>,
 }
 
+cached_answers!(
+    CatalogListAnswers,
+    "CatalogListAnswer",
+    "`{\"data\": [...]}`; with `limit`, also `next_cursor`"
+);
+
+problems!(CatalogListProblems {
+    400 "A bad parameter (named in `detail`), or a cursor this query did not issue" [invalid_request, invalid_cursor],
+    404 "An undeclared resource, or no such store" [not_found, store_not_found],
+    503 "Biz failed and no copy is young enough" [upstream_unavailable],
+});
+
+/// A resource's items
+///
 /// Every item of a resource, all of Biz's pages joined, in Biz's order; narrowed by
-/// `FIELD=VALUE` filters (top-level field equality, or membership for arrays), `ids` and
-/// `limit`/`cursor` pages, all answered from the one cached list.
+/// `FIELD=VALUE` filters, `ids` and `limit`/`cursor` pages, all answered from the one cached
+/// list (a filter or a page never makes its own Biz call).
+///
+/// Filters: any other query parameter `FIELD=VALUE` (`FIELD` matching `[a-z_][a-z0-9_]{0,63}`,
+/// a value of at most 256 bytes) keeps the items whose top-level `FIELD` equals `VALUE` (a
+/// string its text; a number, `true` or `false` their JSON text) or, for an array, contains
+/// it; several must all hold. `staff?service_ids=svc_1` is the staff who perform `svc_1`.
+/// A parameter given twice is 400 `invalid_request`.
 #[utoipa::path(get, path = "/api/v1/{resource}", operation_id = "listCatalogItems", tag = "storefront",
-    params(("resource" = String, Path, description = "a declared resource: `services`, `products`, `staff` or one the operator declared"), ListQueryParams, StoreHeaders, ConditionalHeaders),
-    responses(
-        (status = 200, description = "`{\"data\": [...]}` (with `limit`: and `\"next_cursor\"`); headers `x-cache` (HIT, MISS, STALE), `ETag` of the exact bytes, `Cache-Control: public, no-cache`", body = serde_json::Value),
-        (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
-        (status = 400, description = "invalid_request (naming the parameter) or invalid_cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not_found (undeclared resource) or store_not_found", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "upstream_unavailable: Biz failed and no copy is young enough (Retry-After)", body = Problem, content_type = "application/problem+json"),
-    ))]
+    params(("resource" = String, Path, description = "A declared resource: `services`, `products`, `staff` and those the operator declared"), ListQueryParams, StoreHeaders, ConditionalHeaders),
+    responses(CatalogListAnswers, CatalogListProblems))]
 pub async fn list(
     State(state): State<AppState>,
     Path(resource): Path<String>,
@@ -145,16 +172,22 @@ pub async fn list(
     Ok(answer(&variant.body, &variant.etag, *status, if_none_match))
 }
 
+cached_answers!(
+    CatalogItemAnswers,
+    "CatalogItemAnswer",
+    "`{\"data\": {...}}`"
+);
+
+problems!(CatalogItemProblems {
+    400 "An undecodable path" [invalid_request],
+    404 "An undeclared resource, an item Biz does not have (remembered briefly), or no such store" [not_found, store_not_found],
+    503 "Biz failed and no copy is young enough" [upstream_unavailable],
+});
+
 /// One item, as Biz has it.
 #[utoipa::path(get, path = "/api/v1/{resource}/{id}", operation_id = "getCatalogItem", tag = "storefront",
-    params(("resource" = String, Path, description = "a declared resource"), ("id" = String, Path, description = "Biz's item id"), StoreHeaders, ConditionalHeaders),
-    responses(
-        (status = 200, description = "`{\"data\": {...}}`; headers `x-cache`, `ETag`, `Cache-Control`", body = serde_json::Value),
-        (status = 304, description = "Not modified"),
-        (status = 400, description = "invalid_request: an undecodable path", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "not_found (Biz says so, remembered ~30 s) or store_not_found", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "upstream_unavailable (Retry-After)", body = Problem, content_type = "application/problem+json"),
-    ))]
+    params(("resource" = String, Path, description = "A declared resource"), ("id" = String, Path, description = "Biz's item id"), StoreHeaders, ConditionalHeaders),
+    responses(CatalogItemAnswers, CatalogItemProblems))]
 pub async fn item(
     State(state): State<AppState>,
     Path((resource, id)): Path<(String, String)>,

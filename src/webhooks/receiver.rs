@@ -20,7 +20,8 @@ use crate::catalog::is_plausible_id;
 use crate::db::{Claim, DbError, NewDelivery, Scope};
 use crate::error::ApiError;
 use crate::extract::Path;
-use crate::openapi::Problem;
+use crate::openapi::problems;
+use crate::openapi::schemas::{WebhookAnswer, WebhookEvent as WebhookEventSchema};
 
 /// How a delivery was answered when it was accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,22 +103,29 @@ impl Refusal {
     }
 }
 
-/// A Biz webhook, signed per Standard Webhooks; invalidates before it answers.
+problems!(WebhookProblems {
+    400 "An unknown event, a bad body, or a `type` or `id` that does not match the path and headers" [invalid_request],
+    401 "The signature does not verify, or the timestamp is outside the tolerance; nothing changed" [invalid_signature, timestamp_out_of_tolerance],
+    413 "The body is larger than 256 KiB" [payload_too_large],
+    503 "The database is down: retry (memory was invalidated)" [database_unavailable],
+});
+
+/// Receives a Biz webhook
+///
+/// Signed per Standard Webhooks (HMAC-SHA256 over `{webhook-id}.{webhook-timestamp}.{body}`
+/// with any configured `whsec_` secret); invalidates the item and its list before it answers.
 #[utoipa::path(post, path = "/webhooks/{resource}/{event}", operation_id = "receiveWebhook", tag = "webhooks",
     params(
-        ("resource" = String, Path, description = "a declared resource, or `bookings`; any other resource is recorded and answered `ignored`"),
+        ("resource" = String, Path, description = "A declared resource, or `bookings`; any other resource is recorded and answered `ignored`"),
         ("event" = String, Path, description = "`created`, `updated` or `deleted` (`bookings`: `created`, `updated` or `cancelled`)"),
         ("webhook-id" = String, Header, description = "The delivery id; equals the body's `id`"),
-        ("webhook-timestamp" = String, Header, description = "Unix seconds, within MANGO_WEBHOOK_TOLERANCE_SECS"),
+        ("webhook-timestamp" = String, Header, pattern = "^[0-9]{1,19}$", description = "Unix seconds, within MANGO_WEBHOOK_TOLERANCE_SECS"),
         ("webhook-signature" = String, Header, description = "Space-separated `v1,BASE64` entries"),
     ),
-    request_body(content = serde_json::Value, description = "`{id, type, business_id, occurred_at, data: {id}}`"),
+    request_body = WebhookEventSchema,
     responses(
-        (status = 200, description = "`{\"data\":{\"status\":\"processed\" | \"duplicate\" | \"ignored\"}}`", body = serde_json::Value),
-        (status = 400, description = "invalid_request: unknown event, bad body, type/path or id mismatch", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "invalid_signature or timestamp_out_of_tolerance", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "payload_too_large", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "database_unavailable: retry (memory was invalidated)", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "`processed` (first delivery), `duplicate` (the same webhook-id again) or `ignored` (an unknown business or resource)", body = WebhookAnswer),
+        WebhookProblems,
     ))]
 pub async fn receive(
     State(state): State<AppState>,
