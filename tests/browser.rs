@@ -421,7 +421,7 @@ async fn a_merchant_changes_the_name_and_colour_and_sees_the_page_views() {
     browser.click("a[data-nav='services']").await;
     browser.click(".grid .card h3 a").await;
     browser.find("#book").await;
-    let recorded = eventually(Duration::from_secs(5), || async {
+    let recorded = eventually(Duration::from_secs(20), || async {
         app.sql_i64("SELECT COUNT(*) FROM store_analytics_page_views", &[]) >= 4
     })
     .await;
