@@ -605,3 +605,22 @@ pub fn signed_services_webhook(
         .header("webhook-signature", signature)
         .body(body)
 }
+
+/// Sends [`signed_services_webhook`]; answers the status code and the body's `data.status`.
+pub async fn deliver_services_webhook(
+    client: &reqwest::Client,
+    base: &str,
+    event_id: &str,
+    item_id: &str,
+) -> Result<(u16, String), reqwest::Error> {
+    let response = signed_services_webhook(client, base, event_id, item_id)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or_default();
+    let answer = body["data"]["status"]
+        .as_str()
+        .or(body["code"].as_str())
+        .unwrap_or_default();
+    Ok((status, answer.to_string()))
+}
