@@ -142,7 +142,8 @@ async fn a_webhook_answered_by_one_process_is_seen_by_the_others_next_read() {
         // Alternate which process answers.
         let (answering, other) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
         let sent = std::time::Instant::now();
-        let answer = deliver_services_webhook(&client, &answering.base, &event_id, SERVICE).await;
+        let answer =
+            deliver_services_webhook(&client, &answering.base, BUSINESS, &event_id, SERVICE).await;
         waits.push(sent.elapsed());
         assert_eq!(answer.unwrap(), (200, "processed".into()));
         assert_eq!(
@@ -150,7 +151,8 @@ async fn a_webhook_answered_by_one_process_is_seen_by_the_others_next_read() {
             name,
             "the other process's first read after the 2xx"
         );
-        let answer = deliver_services_webhook(&client, &other.base, &event_id, SERVICE).await;
+        let answer =
+            deliver_services_webhook(&client, &other.base, BUSINESS, &event_id, SERVICE).await;
         assert_eq!(answer.unwrap(), (200, "duplicate".into()));
     }
     waits.sort();
