@@ -96,25 +96,28 @@ impl History {
     pub fn check_reads(&self) {
         let reads = self.reads.lock().unwrap();
         let acks = self.acks.lock().unwrap();
-        let mut by_key: HashMap<&str, Vec<&Ack>> = HashMap::new();
-        for a in acks.iter() {
-            by_key.entry(a.key).or_default().push(a);
+        // Per key: the acknowledgements in time order, with the highest version so far.
+        let mut by_key: HashMap<&str, Vec<(&Ack, u64)>> = HashMap::new();
+        let mut sorted: Vec<&Ack> = acks.iter().collect();
+        sorted.sort_by_key(|a| a.at);
+        for a in sorted {
+            let line = by_key.entry(a.key).or_default();
+            let highest = line.last().map_or(0, |(_, v)| *v).max(a.version);
+            line.push((a, highest));
         }
         for read in reads.iter() {
-            let Some(key_acks) = by_key.get(read.key) else {
+            let Some(line) = by_key.get(read.key) else {
                 continue;
             };
-            let required = key_acks
-                .iter()
-                .filter(|a| a.at < read.start)
-                .map(|a| a.version)
-                .max()
-                .unwrap_or(0);
+            let before = line.partition_point(|(a, _)| a.at < read.start);
+            let required = before.checked_sub(1).map_or(0, |i| line[i].1);
             if read.version < required {
-                let history: Vec<_> = key_acks
+                let history: Vec<_> = line[..before]
                     .iter()
-                    .filter(|a| a.version > read.version && a.at < read.start)
+                    .rev()
+                    .filter(|(a, _)| a.version > read.version)
                     .take(3)
+                    .map(|(a, _)| a)
                     .collect();
                 self.violation(format!(
                     "stale read: {read:?} saw v{} after v{required} was acknowledged; acks {history:?}",
