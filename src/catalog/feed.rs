@@ -6,18 +6,22 @@
 //! elsewhere, and rule 2 of CONTRACT §5 says *no read anywhere*. So memory is served under a
 //! **lease**, and answers that promise read-your-writes wait for **acknowledgements**:
 //! - Each instance keeps a row (`store_cache_instances`): the newest feed entry it has applied
-//!   and a heartbeat. A sync reads the feed from a moment `t0`, applies it, writes the row; the
-//!   instance then serves from memory until `t0 + LEASE` (its own monotonic clock, checked with
-//!   one atomic load on the HIT path). A row that did not exist before the write grants nothing
-//!   yet: a row appearing later than a waiter looked must come from a read that starts later.
+//!   and a heartbeat (its wall clock when the read behind the row began). A sync reads the feed
+//!   from a moment `t0`, applies it and writes the row; it lets the instance serve from memory
+//!   until `t0 + LEASE` on its own monotonic clock (one atomic load on the HIT path) — provided
+//!   a row written at least `VIEW_FRESH` before `t0` already shows the instance live, so that
+//!   anyone who looked for live instances since `t0 - VIEW_FRESH` saw this one.
 //! - [`CatalogCache::await_peers`], called after an invalidation committed and before its 2xx,
 //!   waits until every live peer has acknowledged the newest entry, or until `LEASE` has passed
 //!   since the commit: a peer that could not read the entry by then has no lease left (a dead,
 //!   hung or partitioned peer stops serving memory on its own). A peer whose heartbeat is older
 //!   than `DEAD_AFTER` (wall clocks, assumed within `CLOCK_SKEW` of each other) is not waited
-//!   for at all. No peers, no wait.
+//!   for: its lease is over. The tailer also reads the rows each poll; when that read, begun
+//!   within `VIEW_FRESH`, found no live peer, the waiter returns without touching the database
+//!   (an instance alone pays nothing).
 //! - Tailers poll every `POLL_EVERY`, so the wait is a few tens of milliseconds.
 
+use std::collections::VecDeque;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -32,14 +36,17 @@ pub const POLL_EVERY: Duration = Duration::from_millis(20);
 pub const LEASE: Duration = Duration::from_secs(1);
 /// The row is rewritten at least this often without news (the heartbeat)...
 const HEARTBEAT_EVERY: Duration = Duration::from_millis(200);
-/// ...and a lease runs from no later than this after the last heartbeat written, so a peer
+/// ...and a lease runs from no later than this after the heartbeat it stands on, so a peer
 /// whose heartbeat is older than `LEASE + HEARTBEAT_SLACK` has no lease left.
 const HEARTBEAT_SLACK: Duration = Duration::from_millis(500);
-/// How far apart the instances' wall clocks may be (only the "dead peer" shortcut uses them).
+/// How far apart the instances' wall clocks may be (only the "dead peer" rule uses them).
 pub const CLOCK_SKEW: Duration = Duration::from_millis(500);
 const DEAD_AFTER: Duration = LEASE
     .saturating_add(HEARTBEAT_SLACK)
     .saturating_add(CLOCK_SKEW);
+/// How recent the tailer's look at the rows must be for a waiter to trust "no live peer"; a
+/// lease stands only on a row that has been visible at least this long.
+const VIEW_FRESH: Duration = Duration::from_millis(50);
 /// A waiter's re-read of the acknowledgements.
 const WAIT_POLL: Duration = Duration::from_millis(5);
 /// Monotonic clocks of two processes may run at slightly different rates.
@@ -59,11 +66,18 @@ fn nanos(d: Duration) -> u64 {
     d.as_nanos() as u64
 }
 
+/// Whether `ack` is of an instance that may still hold a lease.
+fn live(ack: &FeedAck, now_ms: i64) -> bool {
+    now_ms - ack.heartbeat_ms <= DEAD_AFTER.as_millis() as i64
+}
+
 /// This instance's side of the feed: where it has read to, and its memory lease.
 #[derive(Default)]
 pub(super) struct FeedState {
     /// Monotonic nanos until which memory may be served; 0: not yet.
     lease_until: AtomicU64,
+    /// When the tailer's latest look at the rows began, if it found no live peer; else 0.
+    alone_since: AtomicU64,
     cursor: tokio::sync::Mutex<Cursor>,
 }
 
@@ -71,8 +85,8 @@ pub(super) struct FeedState {
 struct Cursor {
     /// The newest entry applied (`None` before the first sync).
     position: Option<i64>,
-    /// What the row last written says, and when (monotonic) that write's read began.
-    acked: Option<(i64, u64)>,
+    /// The rows written lately, newest last: `(applied, read began, write done)`, monotonic.
+    written: VecDeque<(i64, u64, u64)>,
 }
 
 impl FeedState {
@@ -137,24 +151,35 @@ impl CatalogCache {
                 return false;
             }
         };
-        let stale_heartbeat = cursor
-            .acked
-            .is_none_or(|(applied, at)| applied != position || t0 - at >= nanos(HEARTBEAT_EVERY));
-        if stale_heartbeat {
+        // The row this lease stands on: visible since before `t0 - VIEW_FRESH`.
+        let standing = cursor
+            .written
+            .iter()
+            .rev()
+            .find(|(_, _, done)| done + nanos(VIEW_FRESH) <= t0)
+            .map(|(_, began, _)| *began);
+        let news = cursor.written.back().is_none_or(|(applied, began, _)| {
+            *applied != position || t0 - began >= nanos(HEARTBEAT_EVERY)
+        });
+        if news {
             let ack = FeedAck {
                 instance_id: me,
                 applied_id: position,
                 heartbeat_ms: wall0,
             };
             match db.ack_feed(&ack).await {
-                Ok(true) => cursor.acked = Some((position, t0)),
-                // A new row: waiters that looked before it appeared did not wait for us, so
-                // only a read that begins after it may grant a lease.
-                Ok(false) => cursor.acked = None,
+                Ok(()) => {
+                    cursor.written.push_back((position, t0, mono_now()));
+                    let keep_from = t0.saturating_sub(nanos(HEARTBEAT_SLACK));
+                    while cursor.written.len() > 2 && cursor.written[1].1 < keep_from {
+                        cursor.written.pop_front();
+                    }
+                }
                 Err(err) => tracing::debug!(error = %err, "cannot acknowledge the feed"),
             }
         }
-        let Some((_, heartbeat)) = cursor.acked.filter(|_| caught_up) else {
+        self.look_for_peers(state).await;
+        let Some(heartbeat) = standing.filter(|_| caught_up) else {
             return false;
         };
         let until = t0.min(heartbeat + nanos(HEARTBEAT_SLACK)) + nanos(LEASE);
@@ -162,19 +187,38 @@ impl CatalogCache {
         mono_now() < until
     }
 
+    /// Notes whether any other instance is live, for [`Self::await_peers`]'s shortcut.
+    async fn look_for_peers(&self, state: &FeedState) {
+        let began = mono_now();
+        let me = self.instance_id();
+        let alone = match self.db().feed_acks().await {
+            Ok(acks) => {
+                let now = unix_ms_now();
+                !acks.iter().any(|a| a.instance_id != me && live(a, now))
+            }
+            Err(_) => false,
+        };
+        state
+            .alone_since
+            .store(if alone { began } else { 0 }, Ordering::Release);
+    }
+
     /// Waits, after an invalidation has committed, until no other live instance can serve
     /// memory older than it: each has acknowledged the feed's newest entry, or `LEASE` has
     /// passed. Immediate when no other instance is running. See the module docs.
     pub async fn await_peers(&self) {
+        let alone_since = self.feed_state().alone_since.load(Ordering::Acquire);
+        if alone_since != 0 && mono_now().saturating_sub(alone_since) <= nanos(VIEW_FRESH) {
+            return;
+        }
         let started = Instant::now();
         let deadline = started + LEASE + WAIT_MARGIN;
         let db = self.db();
         let me = self.instance_id();
-        let live = |acks: &[FeedAck], id: i64| {
+        let applied = |acks: &[FeedAck], id: i64| {
             let now = unix_ms_now();
             acks.iter()
-                .find(|a| a.instance_id == id)
-                .filter(|a| now - a.heartbeat_ms <= DEAD_AFTER.as_millis() as i64)
+                .find(|a| a.instance_id == id && live(a, now))
                 .map(|a| a.applied_id)
         };
         let Ok(mut acks) = db.feed_acks().await else {
@@ -185,7 +229,7 @@ impl CatalogCache {
         let mut waiting: Vec<i64> = acks
             .iter()
             .map(|a| a.instance_id)
-            .filter(|id| *id != me && live(&acks, *id).is_some())
+            .filter(|id| *id != me && applied(&acks, *id).is_some())
             .collect();
         if waiting.is_empty() {
             return;
@@ -195,7 +239,7 @@ impl CatalogCache {
             return;
         };
         loop {
-            waiting.retain(|id| live(&acks, *id).is_some_and(|applied| applied < target));
+            waiting.retain(|id| applied(&acks, *id).is_some_and(|at| at < target));
             if waiting.is_empty() {
                 metrics::counter!("mango_feed_peer_waits_total", "outcome" => "acknowledged")
                     .increment(1);

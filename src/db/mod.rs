@@ -304,9 +304,8 @@ pub trait CacheRepo {
     async fn invalidations_since(&self, after_id: i64, limit: u32) -> DbResult<Vec<FeedEntry>>;
     /// Deletes feed entries created before `before_ms`, at most `limit`.
     async fn prune_invalidations(&self, before_ms: i64, limit: u32) -> DbResult<u64>;
-    /// Records the instance's acknowledgement (upsert); answers whether its row already
-    /// existed (a new row grants no memory lease yet: see `catalog::feed`).
-    async fn ack_feed(&self, ack: &FeedAck) -> DbResult<bool>;
+    /// Records the instance's acknowledgement (upsert of its row).
+    async fn ack_feed(&self, ack: &FeedAck) -> DbResult<()>;
     /// Every instance's acknowledgement.
     async fn feed_acks(&self) -> DbResult<Vec<FeedAck>>;
     /// Deletes the acknowledgement row of `instance_id` (a stopping instance) and those of

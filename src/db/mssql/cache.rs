@@ -322,7 +322,7 @@ impl CacheRepo for MssqlDb {
         self.feed_prune(before_ms, limit).await
     }
 
-    async fn ack_feed(&self, ack: &FeedAck) -> DbResult<bool> {
+    async fn ack_feed(&self, ack: &FeedAck) -> DbResult<()> {
         self.feed_ack(ack).await
     }
 

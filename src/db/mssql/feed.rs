@@ -152,7 +152,7 @@ impl MssqlDb {
     }
 
     /// Only the instance itself writes its row, one write at a time: UPDATE, else INSERT.
-    pub(super) async fn feed_ack(&self, ack: &FeedAck) -> DbResult<bool> {
+    pub(super) async fn feed_ack(&self, ack: &FeedAck) -> DbResult<()> {
         let ack = ack.clone();
         self.run(move |c| {
             Box::pin(async move {
@@ -173,7 +173,7 @@ impl MssqlDb {
                     )
                     .await?;
                 }
-                Ok(updated > 0)
+                Ok(())
             })
         })
         .await

@@ -343,7 +343,7 @@ impl CacheRepo for SqliteDb {
         .await
     }
 
-    async fn ack_feed(&self, ack: &FeedAck) -> DbResult<bool> {
+    async fn ack_feed(&self, ack: &FeedAck) -> DbResult<()> {
         let ack = ack.clone();
         self.write_tx(move |tx| {
             let updated = tx
@@ -363,7 +363,7 @@ impl CacheRepo for SqliteDb {
                     ack.heartbeat_ms
                 ])?;
             }
-            Ok(updated > 0)
+            Ok(())
         })
         .await
     }
