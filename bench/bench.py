@@ -17,6 +17,8 @@ Sections (all by default; `--only fixed,sizes` picks some):
   stores        10,000 stores warm on one instance: memory, HIT req/s across them
   queries       filtered and paged HITs on a 1,000-item list against an item HIT
   availability  an availability HIT against an item HIT
+  overload      5,000 connections of distinct cold misses against a Biz taking 500 ms: answers,
+                Retry-After, Biz calls, memory, and the first read after the flood
   mssql         with MANGO_BENCH_MSSQL_URL: cold fill, HIT req/s and webhooks on a TDS server
   cargo         cargo bench --bench webhooks and --bench micro
 
@@ -43,8 +45,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RELEASE = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")),
                        os.environ.get("MANGO_BENCH_PROFILE", "production"))
 PORTS = {"biz": 18101, "floor": 18102, "nginx": 18103, "mango": 18104, "varnish": 18105, "biz_slow": 18106,
-         "mango_mem": 18107}
-SECTIONS = ["hits", "fixed", "cold", "memory", "sizes", "stores", "queries", "availability", "mssql", "cargo"]
+         "mango_mem": 18107, "biz_overload": 18108, "mango_overload": 18109}
+SECTIONS = ["hits", "fixed", "cold", "memory", "sizes", "stores", "queries", "availability", "overload", "mssql",
+            "cargo"]
 ADMIN = "bench-admin-token"
 SECRET = "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtMzItYnl0ZXMh"
 PATHS = {"list": "/api/v1/services", "item": "/api/v1/services/svc_bench_00"}
@@ -275,6 +278,8 @@ def main():
     ap.add_argument("--memory-items", type=int, default=100_000)
     ap.add_argument("--sizes", default="10,100,1000,10000", help="list sizes for the sizes section")
     ap.add_argument("--stores", type=int, default=10_000, help="stores for the stores section")
+    ap.add_argument("--flood-connections", type=int, default=5000, help="connections for the overload section")
+    ap.add_argument("--flood-seconds", type=int, default=10, help="length of the overload flood")
     ap.add_argument("--only", default=",".join(SECTIONS),
                     help="comma-separated sections to run: " + ", ".join(SECTIONS))
     ap.add_argument("--skip-memory", action="store_true")
@@ -324,6 +329,8 @@ def run(args, tmp):
         sizes(args, ctx, goals)
     if "stores" in args.only:
         stores(args, ctx, goals)
+    if "overload" in args.only:
+        overload(args, ctx, goals)
     if "mssql" in args.only:
         mssql(args, ctx, goals)
     stop_all()
@@ -629,6 +636,111 @@ end
           f"({many_rps / one_rps:.2f}x: tenant resolution and cache spread)")
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=10)
+
+
+FLOOD_LUA = """
+threads = {}
+function setup(thread) table.insert(threads, thread) end
+ok, shed, shed_with_retry_after, other = 0, 0, 0, 0
+local i = 0
+function init(args) i = tonumber(args[1]) * 1000000 end
+function request()
+  i = i + 1
+  return wrk.format("GET", "/api/v1/services/svc_gen_" .. i, {["X-Store-Id"] = "flood"})
+end
+function response(status, headers, body)
+  if status == 200 then ok = ok + 1
+  elseif status == 503 then
+    shed = shed + 1
+    if headers["retry-after"] or headers["Retry-After"] then shed_with_retry_after = shed_with_retry_after + 1 end
+  else other = other + 1 end
+end
+function done(summary, latency, requests)
+  for _, t in ipairs(threads) do
+    io.write(string.format("COUNTS %d %d %d %d\\n", t:get("ok"), t:get("shed"), t:get("shed_with_retry_after"),
+                           t:get("other")))
+  end
+  io.write(string.format("LATENCY_US %d %d %d\\n", latency:percentile(50), latency:percentile(99), latency.max))
+  io.write(string.format("ERRORS %d %d %d %d\\n", summary.errors.connect, summary.errors.read,
+                         summary.errors.write, summary.errors.timeout))
+end
+"""
+
+
+def overload(args, ctx, goals):
+    """Past capacity: every connection asks a different cold item of a slow Biz, so nothing can
+    be coalesced or served from a cache. What is not served in time must be shed (503 with
+    Retry-After), memory must stay bounded, and the first read after the flood must go to Biz
+    at once."""
+    import resource
+    import threading
+    mango, tmp = ctx["mango"], ctx["tmp"]
+    conns, secs = args.flood_connections, args.flood_seconds
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, 4 * conns))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    delay_ms = 500
+    spawn([os.path.join(RELEASE, "examples", "bench_biz"), str(PORTS["biz_overload"]), str(delay_ms)],
+          core=LOAD_CORE)
+    wait_ready(f"http://127.0.0.1:{PORTS['biz_overload']}/_calls")
+    env = mango_env(PORTS["mango_overload"], os.path.join(tmp, "flood.db"), PORTS["biz_overload"])
+    env["MANGO_MAX_CONNECTIONS"] = str(conns + 1000)
+    p = spawn([mango, "serve"], env=env)
+    base = f"http://127.0.0.1:{PORTS['mango_overload']}"
+    wait_ready(base + "/readyz")
+    create_store(PORTS["mango_overload"], "flood", "flood")
+    # One item warmed before the flood: a HIT must stay a HIT meanwhile.
+    warm = "/api/v1/services/svc_gen_7"
+    for _ in range(2):
+        http("GET", base + warm, headers={"X-Store-Id": "flood"})
+    rss_before = rss_mb(p.pid)
+    peak = [rss_before]
+    sampling = [True]
+
+    def sample():
+        while sampling[0]:
+            peak[0] = max(peak[0], rss_mb(p.pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    script = write_lua(tmp, "flood.lua", FLOOD_LUA)
+    t_flood = time.perf_counter()
+    out = subprocess.run(["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--timeout", "10s",
+                          "-s", script, base, "--", "1"], capture_output=True, text=True, check=True).stdout
+    flood_s = time.perf_counter() - t_flood
+    # The flood is over: the very next cold read goes to Biz (no remembered failure, no queue).
+    t0 = time.perf_counter()
+    status_after, _, headers_after = http("GET", base + "/api/v1/services/svc_gen_999999999",
+                                          headers={"X-Store-Id": "flood"})
+    after_ms = (time.perf_counter() - t0) * 1000
+    status_warm, _, headers_warm = http("GET", base + warm, headers={"X-Store-Id": "flood"})
+    time.sleep(2)
+    sampling[0] = False
+    sampler.join()
+    rss_after = rss_mb(p.pid)
+    ok, shed, with_ra, other = (int(x) for x in re.search(r"COUNTS (\d+) (\d+) (\d+) (\d+)", out).groups())
+    p50, p99, worst = (int(x) / 1000 for x in re.search(r"LATENCY_US (\d+) (\d+) (\d+)", out).groups())
+    errors = re.search(r"ERRORS (\d+) (\d+) (\d+) (\d+)", out).groups()
+    _, calls, _ = http("GET", f"http://127.0.0.1:{PORTS['biz_overload']}/_calls?business_id=flood")
+    calls = int(calls)
+    total = ok + shed + other
+    print(f"\noverload: {conns} connections of distinct cold misses for {flood_s:.1f} s, Biz {delay_ms} ms a call, "
+          f"MANGO_BIZ_MAX_CONCURRENCY default (64):")
+    print(f"  {total} answers ({total / flood_s:.0f}/s): {ok} 200 from Biz, {shed} 503 shed ({with_ra} with "
+          f"Retry-After), {other} other; wrk socket errors connect/read/write/timeout {'/'.join(errors)}")
+    print(f"  latency p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {worst:.0f} ms; Biz calls {calls} "
+          f"(= {calls * delay_ms / 1000 / flood_s:.0f} in flight on average)")
+    print(f"  RSS {rss_before:.0f} MB before, {peak[0]:.0f} MB peak, {rss_after:.0f} MB 2 s after")
+    print(f"  first cold read after the flood: {status_after} {headers_after.get('x-cache')} in {after_ms:.0f} ms; "
+          f"a warm item during and after: {status_warm} {headers_warm.get('x-cache')}")
+    goals += [("overload: only 200 and 503 with Retry-After", other == 0 and with_ra == shed),
+              ("overload: Biz calls bounded (<= 64 in flight on average)", calls * delay_ms / 1000 / flood_s <= 64.5),
+              ("overload: peak RSS < 256 MB", peak[0] < 256),
+              ("overload: first read after the flood is a MISS within Biz's delay + 200 ms",
+               status_after == 200 and after_ms < delay_ms + 200)]
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=30)
 
 
 def mssql(args, ctx, goals):

@@ -145,11 +145,11 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    // Other instances' invalidations reach this one's memory through the shared database.
-    let feed = tokio::spawn(crate::catalog::feed::tail(
-        state.db.clone(),
-        state.catalog.clone(),
-    ));
+    // Other instances' invalidations reach this one's memory through the shared database;
+    // memory is served only under the lease the tailer keeps (`catalog::feed`).
+    crate::catalog::feed::join(&state.catalog).await;
+    let feed = tokio::spawn(crate::catalog::feed::tail(state.catalog.clone()));
+    let catalog = state.catalog.clone();
     // And their store-settings changes reach its store lookups.
     let settings_feed = tokio::spawn(crate::tenant::tail_store_changes(
         state.db.clone(),
@@ -160,6 +160,7 @@ pub async fn serve(
     let served = crate::connections::serve(listener, router(state), limits, shutdown).await;
     feed.abort();
     settings_feed.abort();
+    crate::catalog::feed::leave(&catalog).await;
     served?;
     Ok(())
 }

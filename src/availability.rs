@@ -160,8 +160,8 @@ pub async fn availability(
 }
 
 /// After a confirm Biz accepted, before it is answered: every availability entry of the
-/// business's stores goes, here and (through the feed) on every instance, so no storefront
-/// offers the slot just booked. Best effort: memory is invalidated even when SQL fails.
+/// business's stores goes, here and (through the feed, waited for) on every instance, so no
+/// storefront offers the slot just booked. Best effort: memory is invalidated even when SQL fails.
 pub async fn invalidate_after_confirm(state: &AppState, tenant: &Tenant) {
     let mut stores = vec![tenant.store_id];
     match state.db.stores_by_business(&tenant.business_id).await {
@@ -176,6 +176,8 @@ pub async fn invalidate_after_confirm(state: &AppState, tenant: &Tenant) {
             tracing::warn!(error = %err, "availability invalidated in memory only after a confirm");
         }
     }
+    // And on the other instances before the confirm answers (`catalog::feed`).
+    state.catalog.await_peers().await;
     metrics::counter!("mango_availability_invalidations_total", "cause" => "confirm").increment(1);
 }
 

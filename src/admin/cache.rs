@@ -72,6 +72,8 @@ pub async fn purge(
 ) -> Result<impl IntoResponse> {
     let scope = body.scope(state.catalog.resources())?;
     state.catalog.invalidate(store.id, &scope).await?;
+    // Purged everywhere before the answer: other instances apply it (or lose their lease).
+    state.catalog.await_peers().await;
     let (label, purged) = match &scope {
         Scope::Store => ("store", json!({"scope": "store"})),
         Scope::Resource(r) => ("resource", json!({"scope": "resource", "resource": r})),

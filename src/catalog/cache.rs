@@ -22,6 +22,7 @@ use futures::future::{BoxFuture, Shared};
 use moka::Expiry;
 
 use super::entry::{Entry, EntryKind, ResourceSlot, item_body, list_body};
+use super::feed::FeedState;
 use crate::biz::{AvailabilityQuery, BizClient, BizError};
 use crate::clock::SharedClock;
 use crate::config::CacheConfig;
@@ -71,6 +72,8 @@ type FillResult = Result<Lookup, Unavailable>;
 struct Pending {
     fill_id: u64,
     generation: u64,
+    /// When it began (monotonic, see `FeedState`).
+    started: u64,
     result: Shared<BoxFuture<'static, FillResult>>,
 }
 
@@ -103,6 +106,8 @@ struct Inner {
     pending: Mutex<HashMap<CacheKey, Pending>>,
     next_fill_id: AtomicU64,
     instance_id: i64,
+    /// This instance's place in the invalidation feed and its memory lease (`feed.rs`).
+    feed: FeedState,
     coalesced: metrics::Counter,
     /// `mango_cache_requests_total` by resource (registry index) and status, resolved once:
     /// labels come from the declared set, never from request input.
@@ -143,6 +148,7 @@ impl CatalogCache {
                 pending: Mutex::default(),
                 next_fill_id: AtomicU64::new(1),
                 instance_id: rand::random::<i64>() & i64::MAX,
+                feed: FeedState::default(),
                 coalesced: metrics::counter!("mango_cache_fills_coalesced_total"),
                 requests: resources
                     .all()
@@ -182,12 +188,19 @@ impl CatalogCache {
         slots.entry((store_id, resource)).or_default().clone()
     }
 
-    /// Serves a key: memory, else SQL, else Biz (see the module docs for the rules).
+    /// Serves a key: memory, else SQL, else Biz (see the module docs for the rules). Memory
+    /// only while this instance's feed lease holds: without it, another instance may have
+    /// answered an invalidation this one has not applied yet (`feed.rs`).
     pub async fn get(&self, tenant: &Tenant, key: CacheKey) -> Result<Lookup, Unavailable> {
         let now = self.inner.clock.now_ms();
         let resource = key.resource;
         let mut stale = None;
-        if let Some(entry) = self.inner.memory.get(&key).await.filter(|e| e.is_current()) {
+        let untrusted_since = self.inner.feed.untrusted_since();
+        let in_memory = match untrusted_since {
+            None => self.inner.memory.get(&key).await,
+            Some(_) => None,
+        };
+        if let Some(entry) = in_memory.filter(|e| e.is_current()) {
             if now < entry.fresh_until_ms {
                 return Ok(self.counted(entry, CacheStatus::Hit, resource));
             }
@@ -198,7 +211,7 @@ impl CatalogCache {
                 stale = Some(entry);
             }
         }
-        let lookup = self.fill(tenant, key, stale).await?;
+        let lookup = self.fill(tenant, key, stale, untrusted_since).await?;
         Ok(self.counted(lookup.entry, lookup.status, resource))
     }
 
@@ -214,7 +227,15 @@ impl CatalogCache {
     }
 
     /// Joins the fill in flight for this key and generation, or starts one in its own task.
-    async fn fill(&self, tenant: &Tenant, key: CacheKey, stale: Option<Arc<Entry>>) -> FillResult {
+    /// `untrusted_since`: the read began without a memory lease, when; it then joins only a
+    /// fill that began after it (an older one may predate an invalidation not yet applied).
+    async fn fill(
+        &self,
+        tenant: &Tenant,
+        key: CacheKey,
+        stale: Option<Arc<Entry>>,
+        untrusted_since: Option<u64>,
+    ) -> FillResult {
         let slot = self.slot(key.store_id, key.resource);
         let generation = slot.generation();
         let result = {
@@ -222,7 +243,10 @@ impl CatalogCache {
             match pending.get(&key) {
                 // A fill begun under an older generation may carry pre-invalidation data:
                 // new readers never join it.
-                Some(p) if p.generation == generation => {
+                Some(p)
+                    if p.generation == generation
+                        && untrusted_since.is_none_or(|since| p.started >= since) =>
+                {
                     self.inner.coalesced.increment(1);
                     p.result.clone()
                 }
@@ -255,6 +279,7 @@ impl CatalogCache {
                         Pending {
                             fill_id,
                             generation,
+                            started: self.inner.feed.now(),
                             result: result.clone(),
                         },
                     );
@@ -436,6 +461,9 @@ impl CatalogCache {
     /// Whether this instance holds the item's whole list, fresh and current, without `id`.
     async fn absent_from_fresh_list(&self, key: &CacheKey, id: &str, now: i64) -> bool {
         let list_key = CacheKey::list(key.store_id, key.resource);
+        if self.inner.feed.untrusted_since().is_some() {
+            return false;
+        }
         let Some(list) = self.inner.memory.get(&list_key).await else {
             return false;
         };
@@ -483,12 +511,28 @@ impl CatalogCache {
         }
     }
 
+    /// Retires every memory entry of this instance (a new place in the feed).
+    pub(super) fn invalidate_all_memory(&self) {
+        let slots = self.inner.slots.lock().expect("slots lock");
+        for slot in slots.values() {
+            slot.bump();
+        }
+    }
+
     /// The resources an invalidation covers.
     fn scope_resources<'a>(&'a self, scope: &'a Scope) -> &'a [Resource] {
         match scope {
             Scope::Store => self.inner.resources.all(),
             Scope::Resource(r) | Scope::Item(r, _) => std::slice::from_ref(r),
         }
+    }
+
+    pub(super) fn feed_state(&self) -> &FeedState {
+        &self.inner.feed
+    }
+
+    pub(super) fn db(&self) -> &Db {
+        &self.inner.db
     }
 
     /// A random id for this process, written with each invalidation it makes.

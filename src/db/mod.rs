@@ -245,6 +245,16 @@ pub struct FeedEntry {
     pub item: Option<String>,
 }
 
+/// A running instance's acknowledgement of the feed (see `catalog::feed`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedAck {
+    pub instance_id: i64,
+    /// The newest feed entry the instance has applied to its memory.
+    pub applied_id: i64,
+    /// Unix ms, the instance's wall clock: when the feed read behind this ack began.
+    pub heartbeat_ms: i64,
+}
+
 #[async_trait]
 pub trait CacheRepo {
     async fn cache_item(
@@ -294,6 +304,13 @@ pub trait CacheRepo {
     async fn invalidations_since(&self, after_id: i64, limit: u32) -> DbResult<Vec<FeedEntry>>;
     /// Deletes feed entries created before `before_ms`, at most `limit`.
     async fn prune_invalidations(&self, before_ms: i64, limit: u32) -> DbResult<u64>;
+    /// Records the instance's acknowledgement (upsert of its row).
+    async fn ack_feed(&self, ack: &FeedAck) -> DbResult<()>;
+    /// Every instance's acknowledgement.
+    async fn feed_acks(&self) -> DbResult<Vec<FeedAck>>;
+    /// Deletes the acknowledgement row of `instance_id` (a stopping instance) and those of
+    /// instances silent since `before_ms` (killed ones).
+    async fn forget_instances(&self, instance_id: Option<i64>, before_ms: i64) -> DbResult<u64>;
     /// Rows per resource name for the store (admin statistics); resources without rows are
     /// left out.
     async fn cache_row_counts(&self, store_id: i64) -> DbResult<Vec<(String, i64)>>;

@@ -4,7 +4,8 @@
 //! bytes checks out. The inbox row is written before any work, so a repeated `webhook-id` is
 //! answered "duplicate" without work, and it is marked processed only after the invalidation,
 //! so a crash in between leaves a row that Biz's retry redoes. The 2xx goes out only once the
-//! item and its list are invalidated in SQL and in memory: a read that follows it asks Biz.
+//! item and its list are invalidated in SQL and in memory, this instance's and every other
+//! one's (`catalog::feed`): a read that follows it, anywhere, asks Biz.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -248,7 +249,7 @@ fn scopes(state: &AppState, event: &WebhookEvent) -> Vec<Scope> {
 /// it processed. Memory comes after SQL (else a reader could refill it from the rows about to
 /// go) and before `processed` (else a concurrent repeat could be answered `duplicate` while
 /// memory still serves the old item; until then a repeat finds the row `processing` and does
-/// the idempotent work again).
+/// the idempotent work again). Other instances' memory is waited for the same way.
 async fn apply(state: &AppState, event: &WebhookEvent) -> Result<Accepted, Refusal> {
     let scopes = scopes(state, event);
     let delivery = NewDelivery {
@@ -303,6 +304,10 @@ async fn apply(state: &AppState, event: &WebhookEvent) -> Result<Accepted, Refus
             state.catalog.invalidate_memory(*store_id, scope);
         }
     }
+    // Other instances' memory too (rule 2 says "anywhere"): until each has applied this
+    // invalidation or can no longer serve memory. Before `processed`, so that a repeat
+    // answered `duplicate` comes after this wait as well.
+    state.catalog.await_peers().await;
     crate::failpoint::hit("webhook_before_finish");
     let availability = state.catalog.resources().availability();
     if scopes.contains(&Scope::Resource(availability)) {

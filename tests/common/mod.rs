@@ -597,7 +597,18 @@ pub fn signed_services_webhook(
     event_id: &str,
     item_id: &str,
 ) -> reqwest::RequestBuilder {
-    let body = json!({"id": event_id, "type": "services.updated", "business_id": BUSINESS,
+    signed_services_webhook_for(client, base, BUSINESS, event_id, item_id)
+}
+
+/// [`signed_services_webhook`] for another business.
+pub fn signed_services_webhook_for(
+    client: &reqwest::Client,
+    base: &str,
+    business: &str,
+    event_id: &str,
+    item_id: &str,
+) -> reqwest::RequestBuilder {
+    let body = json!({"id": event_id, "type": "services.updated", "business_id": business,
         "occurred_at": "2026-11-21T10:00:00Z", "data": {"id": item_id}})
     .to_string();
     let ts = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -612,4 +623,25 @@ pub fn signed_services_webhook(
         .header("webhook-timestamp", ts.to_string())
         .header("webhook-signature", signature)
         .body(body)
+}
+
+/// Sends [`signed_services_webhook_for`]; answers the status code and the body's
+/// `data.status` (or, for a problem, its `code`).
+pub async fn deliver_services_webhook(
+    client: &reqwest::Client,
+    base: &str,
+    business: &str,
+    event_id: &str,
+    item_id: &str,
+) -> Result<(u16, String), reqwest::Error> {
+    let response = signed_services_webhook_for(client, base, business, event_id, item_id)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or_default();
+    let answer = body["data"]["status"]
+        .as_str()
+        .or(body["code"].as_str())
+        .unwrap_or_default();
+    Ok((status, answer.to_string()))
 }

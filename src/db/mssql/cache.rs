@@ -16,7 +16,9 @@ use tiberius::ToSql;
 use tiberius::error::Error as TdsError;
 
 use super::{Conn, MssqlDb, RowExt};
-use crate::db::{CacheRepo, CachedItem, CachedList, DbResult, FeedEntry, Generation, Scope};
+use crate::db::{
+    CacheRepo, CachedItem, CachedList, DbResult, FeedAck, FeedEntry, Generation, Scope,
+};
 use crate::domain::Resource;
 
 /// `item_id` is NVARCHAR(400): a longer id is never cached (reads miss, writes are skipped).
@@ -314,6 +316,18 @@ impl CacheRepo for MssqlDb {
 
     async fn prune_invalidations(&self, before_ms: i64, limit: u32) -> DbResult<u64> {
         self.feed_prune(before_ms, limit).await
+    }
+
+    async fn ack_feed(&self, ack: &FeedAck) -> DbResult<()> {
+        self.feed_ack(ack).await
+    }
+
+    async fn feed_acks(&self) -> DbResult<Vec<FeedAck>> {
+        self.feed_ack_rows().await
+    }
+
+    async fn forget_instances(&self, instance_id: Option<i64>, before_ms: i64) -> DbResult<u64> {
+        self.feed_forget(instance_id, before_ms).await
     }
 
     async fn cache_row_counts(&self, store_id: i64) -> DbResult<Vec<(String, i64)>> {

@@ -10,7 +10,7 @@ use tiberius::error::Error as TdsError;
 
 use super::cache::ensure_generation;
 use super::{Conn, MssqlDb, RowExt};
-use crate::db::{DbResult, FeedEntry, Scope};
+use crate::db::{DbResult, FeedAck, FeedEntry, Scope};
 use crate::domain::Resource;
 
 async fn invalidate(
@@ -151,6 +151,74 @@ impl MssqlDb {
                 c.exec(
                     "DELETE TOP (@P2) FROM store_cache.invalidations WHERE created_at < @P1",
                     &[&before_ms, &limit],
+                )
+                .await
+            })
+        })
+        .await
+    }
+
+    /// Only the instance itself writes its row, one write at a time: UPDATE, else INSERT.
+    pub(super) async fn feed_ack(&self, ack: &FeedAck) -> DbResult<()> {
+        let ack = ack.clone();
+        self.run(move |c| {
+            Box::pin(async move {
+                let p: [&dyn tiberius::ToSql; 3] =
+                    [&ack.instance_id, &ack.applied_id, &ack.heartbeat_ms];
+                let updated = c
+                    .exec(
+                        "UPDATE store_cache.instances SET applied_id = @P2, heartbeat_at = @P3
+                         WHERE instance_id = @P1",
+                        &p,
+                    )
+                    .await?;
+                if updated == 0 {
+                    c.exec(
+                        "INSERT INTO store_cache.instances (instance_id, applied_id, heartbeat_at)
+                         VALUES (@P1, @P2, @P3)",
+                        &p,
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn feed_ack_rows(&self) -> DbResult<Vec<FeedAck>> {
+        self.run(|c| {
+            Box::pin(async move {
+                c.rows(
+                    "SELECT instance_id, applied_id, heartbeat_at FROM store_cache.instances",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(FeedAck {
+                        instance_id: r.int(0)?,
+                        applied_id: r.int(1)?,
+                        heartbeat_ms: r.int(2)?,
+                    })
+                })
+                .collect()
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn feed_forget(
+        &self,
+        instance_id: Option<i64>,
+        before_ms: i64,
+    ) -> DbResult<u64> {
+        self.run(move |c| {
+            Box::pin(async move {
+                c.exec(
+                    "DELETE FROM store_cache.instances
+                     WHERE instance_id = @P1 OR heartbeat_at < @P2",
+                    &[&instance_id, &before_ms],
                 )
                 .await
             })

@@ -56,6 +56,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "009_browser",
         include_str!("../../../migrations/mssql/009_browser.sql"),
     ),
+    (
+        "010_feed_leases",
+        include_str!("../../../migrations/mssql/010_feed_leases.sql"),
+    ),
 ];
 
 /// How long an instance waits for another one's migrations.

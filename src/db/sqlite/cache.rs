@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteDb;
-use crate::db::{CacheRepo, CachedItem, CachedList, DbResult, FeedEntry, Generation, Scope};
+use crate::db::{
+    CacheRepo, CachedItem, CachedList, DbResult, FeedAck, FeedEntry, Generation, Scope,
+};
 use crate::domain::Resource;
 
 /// The pair's generation; `None` until its row exists (see [`SqliteDb::with_generation`]).
@@ -335,6 +337,59 @@ impl CacheRepo for SqliteDb {
                 "DELETE FROM store_cache_invalidations WHERE id IN
                  (SELECT id FROM store_cache_invalidations WHERE created_at < ?1 LIMIT ?2)",
                 params![before_ms, limit],
+            )
+            .map(|n| n as u64)
+        })
+        .await
+    }
+
+    async fn ack_feed(&self, ack: &FeedAck) -> DbResult<()> {
+        let ack = ack.clone();
+        self.write_tx(move |tx| {
+            let updated = tx
+                .prepare_cached(
+                    "UPDATE store_cache_instances SET applied_id = ?2, heartbeat_at = ?3
+                     WHERE instance_id = ?1",
+                )?
+                .execute(params![ack.instance_id, ack.applied_id, ack.heartbeat_ms])?;
+            if updated == 0 {
+                tx.prepare_cached(
+                    "INSERT INTO store_cache_instances (instance_id, applied_id, heartbeat_at)
+                     VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![
+                    ack.instance_id,
+                    ack.applied_id,
+                    ack.heartbeat_ms
+                ])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn feed_acks(&self) -> DbResult<Vec<FeedAck>> {
+        self.call(|c| {
+            c.prepare_cached(
+                "SELECT instance_id, applied_id, heartbeat_at FROM store_cache_instances",
+            )?
+            .query_map([], |r| {
+                Ok(FeedAck {
+                    instance_id: r.get(0)?,
+                    applied_id: r.get(1)?,
+                    heartbeat_ms: r.get(2)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn forget_instances(&self, instance_id: Option<i64>, before_ms: i64) -> DbResult<u64> {
+        self.write_tx(move |tx| {
+            tx.execute(
+                "DELETE FROM store_cache_instances WHERE instance_id = ?1 OR heartbeat_at < ?2",
+                params![instance_id, before_ms],
             )
             .map(|n| n as u64)
         })

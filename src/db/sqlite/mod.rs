@@ -58,6 +58,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "008_browser",
         include_str!("../../../migrations/sqlite/008_browser.sql"),
     ),
+    (
+        "009_feed_leases",
+        include_str!("../../../migrations/sqlite/009_feed_leases.sql"),
+    ),
 ];
 
 #[derive(Clone)]
