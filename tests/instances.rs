@@ -175,7 +175,9 @@ async fn a_peer_that_stops_acknowledging_delays_a_webhook_by_at_most_its_lease()
     warm_item(&app).await;
     let conn = rusqlite::Connection::open(&app.db_path).unwrap();
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    // Milliseconds, not whole seconds: a heartbeat truncated to the second could look up to
+    // 1 s older than it is, and the peer dead before its lease is over.
+    let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     conn.execute(
         "INSERT INTO store_cache_instances (instance_id, applied_id, heartbeat_at)
          VALUES (-7, 0, ?1)",
