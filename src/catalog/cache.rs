@@ -114,6 +114,8 @@ struct Inner {
     requests: Vec<[metrics::Counter; 3]>,
     resources: Resources,
     db: Db,
+    /// The feed tailer's own handle (`Database::feed_lane`).
+    feed_db: Db,
     biz: BizClient,
     clock: SharedClock,
     config: CacheConfig,
@@ -160,6 +162,7 @@ impl CatalogCache {
                     })
                     .collect(),
                 resources,
+                feed_db: db.feed_lane(),
                 db,
                 biz,
                 clock,
@@ -533,6 +536,10 @@ impl CatalogCache {
 
     pub(super) fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    pub(super) fn feed_db(&self) -> &Db {
+        &self.inner.feed_db
     }
 
     /// A random id for this process, written with each invalidation it makes.

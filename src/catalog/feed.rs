@@ -108,7 +108,7 @@ impl CatalogCache {
     /// invalidated, acknowledges, and extends the memory lease. Answers whether the lease holds.
     pub async fn sync_feed(&self) -> bool {
         let state = self.feed_state();
-        let db = self.db();
+        let db = self.feed_db();
         let me = self.instance_id();
         let mut cursor = state.cursor.lock().await;
         let mut position = match cursor.position {
@@ -191,7 +191,7 @@ impl CatalogCache {
     async fn look_for_peers(&self, state: &FeedState) {
         let began = mono_now();
         let me = self.instance_id();
-        let alone = match self.db().feed_acks().await {
+        let alone = match self.feed_db().feed_acks().await {
             Ok(acks) => {
                 let now = unix_ms_now();
                 !acks.iter().any(|a| a.instance_id != me && live(a, now))

@@ -101,6 +101,12 @@ pub trait Database:
     fn pool_stats(&self) -> PoolStats;
     /// Closes the pool: in-use connections finish, no new ones are handed out.
     fn close(&self);
+    /// The handle the invalidation-feed tailer uses (`catalog::feed`): on SQL Server a
+    /// connection of its own, so that requests queueing for the pool cannot starve the lease
+    /// that lets this instance serve memory (without it every read goes to the database, which
+    /// would lengthen the queue). SQLite's reads are short and its writes already go through
+    /// one queue: the same handle.
+    fn feed_lane(&self) -> Db;
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

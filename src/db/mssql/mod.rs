@@ -49,6 +49,8 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct MssqlDb {
     /// `None` once closed: the pool's connections close as their holders finish.
     pool: Arc<RwLock<Option<bb8::Pool<Manager>>>>,
+    /// One connection for the feed tailer alone ([`Database::feed_lane`]).
+    feed: Arc<RwLock<Option<bb8::Pool<Manager>>>>,
     /// `host:port/database`, for messages (never the password).
     target: Arc<str>,
 }
@@ -103,16 +105,21 @@ impl MssqlDb {
             .with_context(describe)?
             .map_err(|e| anyhow!("{e}"))
             .with_context(describe)?;
-        let pool = bb8::Pool::builder()
-            .max_size(url.pool_size)
-            .connection_timeout(url.connect_timeout)
-            .idle_timeout(Some(Duration::from_secs(600)))
-            .max_lifetime(Some(Duration::from_secs(1800)))
-            .error_sink(Box::new(LogSink(target.clone())))
-            .build_unchecked(manager);
+        let build = |size: u32| {
+            bb8::Pool::builder()
+                .max_size(size)
+                .connection_timeout(url.connect_timeout)
+                .idle_timeout(Some(Duration::from_secs(600)))
+                .max_lifetime(Some(Duration::from_secs(1800)))
+                .error_sink(Box::new(LogSink(target.clone())))
+                .build_unchecked(Manager::new(tds_config(url)))
+        };
+        let pool = build(url.pool_size);
+        let feed = build(1);
         let _ = pool.add(first);
         Ok(Self {
             pool: Arc::new(RwLock::new(Some(pool))),
+            feed: Arc::new(RwLock::new(Some(feed))),
             target,
         })
     }
@@ -312,7 +319,17 @@ impl Database for MssqlDb {
     }
 
     fn close(&self) {
-        self.pool.write().unwrap_or_else(|e| e.into_inner()).take();
+        for pool in [&self.pool, &self.feed] {
+            pool.write().unwrap_or_else(|e| e.into_inner()).take();
+        }
+    }
+
+    fn feed_lane(&self) -> crate::db::Db {
+        Arc::new(Self {
+            pool: self.feed.clone(),
+            feed: self.feed.clone(),
+            target: self.target.clone(),
+        })
     }
 }
 

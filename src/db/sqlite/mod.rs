@@ -270,4 +270,8 @@ impl Database for SqliteDb {
         self.writer.close();
         self.pool.close();
     }
+
+    fn feed_lane(&self) -> crate::db::Db {
+        std::sync::Arc::new(self.clone())
+    }
 }
