@@ -130,20 +130,27 @@ pub async fn availability(
 ) -> Result<Response> {
     let query = parse(raw.as_deref().unwrap_or(""))?;
     let tenant = &store.tenant;
-    crate::booking::handlers::bookable_service(
-        &state,
-        tenant,
-        &query.service_id,
-        query.staff_id.as_deref(),
-    )
-    .await?;
     let availability = state.catalog.resources().availability();
     let key = CacheKey::item(tenant.store_id, availability, &query.key());
-    let lookup = state
-        .catalog
-        .get(tenant, key)
-        .await
-        .map_err(crate::catalog::unavailable)?;
+    // A fresh answer was filled after the service and staff checks passed, and every change
+    // that could make them fail (a services or staff webhook) invalidates it: a HIT skips them.
+    let lookup = match state.catalog.fresh_hit(&key).await {
+        Some(hit) => hit,
+        None => {
+            crate::booking::handlers::bookable_service(
+                &state,
+                tenant,
+                &query.service_id,
+                query.staff_id.as_deref(),
+            )
+            .await?;
+            state
+                .catalog
+                .get(tenant, key)
+                .await
+                .map_err(crate::catalog::unavailable)?
+        }
+    };
     if lookup.entry.kind == EntryKind::NotFound {
         return Err(ApiError::unprocessable(
             "service_not_found",

@@ -250,7 +250,8 @@ async fn bookings_and_services_webhooks_invalidate_availability() {
     let (_, _, item) = parts(app.get(&format!("/api/v1/services/{SERVICE}")).await).await;
     let mut longer = item["data"].clone();
     longer["duration_minutes"] = json!(90);
-    app.biz.upsert_item(&app.business, "services", longer);
+    app.biz
+        .upsert_item(&app.business, "services", longer.clone());
     let r = app
         .webhook("services", "updated", "evt_svc_90", &app.business, SERVICE)
         .await;
@@ -260,6 +261,18 @@ async fn bookings_and_services_webhooks_invalidate_availability() {
     // 09:00 is booked above; the first free slot now lasts 90 minutes.
     assert_eq!(longer_slots[0]["start_at"], "2027-06-07T10:00:00+05:00");
     assert_eq!(longer_slots[0]["end_at"], "2027-06-07T11:30:00+05:00");
+
+    // A HIT skips the service check (it passed when the answer was filled): a service made
+    // inactive must still stop its availability at once, through the webhook.
+    assert_eq!(slots(&app, &day_path()).await.0, "HIT");
+    let mut inactive = longer;
+    inactive["is_active"] = json!(false);
+    app.biz.upsert_item(&app.business, "services", inactive);
+    let r = app
+        .webhook("services", "updated", "evt_svc_off", &app.business, SERVICE)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_problem(app.get(&day_path()).await, 422, "service_inactive").await;
 }
 
 /// An EU business across the spring change (last Sunday of March 2027 is the 28th): the

@@ -218,6 +218,22 @@ impl CatalogCache {
         Ok(self.counted(lookup.entry, lookup.status, resource))
     }
 
+    /// A fresh entry from memory, when this instance may serve one: the HIT of [`Self::get`]
+    /// alone, for a caller whose checks before a fill need not run again on a HIT.
+    pub async fn fresh_hit(&self, key: &CacheKey) -> Option<Lookup> {
+        if self.inner.feed.untrusted_since().is_some() {
+            return None;
+        }
+        let entry = self
+            .inner
+            .memory
+            .get(key)
+            .await
+            .filter(|e| e.is_current())?;
+        (self.inner.clock.now_ms() < entry.fresh_until_ms)
+            .then(|| self.counted(entry, CacheStatus::Hit, key.resource))
+    }
+
     fn counted(&self, entry: Arc<Entry>, status: CacheStatus, resource: Resource) -> Lookup {
         let counter = match status {
             CacheStatus::Hit => &entry.slot().hits,
