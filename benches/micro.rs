@@ -81,6 +81,9 @@ fn cache_hit(c: &mut Criterion) {
             CacheConfig::default(),
             mango_store::domain::Resources::defaults(),
         );
+        // Memory is served only under the feed lease, as in `serve`: join, and keep tailing.
+        mango_store::catalog::feed::join(&cache).await;
+        tokio::spawn(mango_store::catalog::feed::tail(cache.clone()));
         let tenant = Tenant {
             store_id: store.id,
             business_id: business.as_str().into(),
@@ -107,6 +110,19 @@ fn cache_hit(c: &mut Criterion) {
             .await
             .unwrap();
         (cache, tenant)
+    });
+    // What follows measures HITs only: a bench that silently measured misses would mislead.
+    rt.block_on(async {
+        let key = CacheKey::list(
+            tenant.store_id,
+            mango_store::domain::Resources::defaults().services(),
+        );
+        let lookup = cache.get(&tenant, key).await.unwrap();
+        assert_eq!(
+            lookup.status.as_str(),
+            "HIT",
+            "the bench's warm key must be a HIT"
+        );
     });
     let list = CacheKey::list(
         tenant.store_id,
