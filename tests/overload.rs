@@ -133,3 +133,61 @@ async fn a_flood_of_cold_misses_is_bounded_shed_quickly_and_recovers_at_once() {
     let again = app.get("/api/v1/services/svc_cold_79").await;
     assert_eq!(again.status(), 404, "the shed key asks Biz again");
 }
+
+/// Readers that give up while their fills wait for a place (clients that timed out and
+/// closed the connection) take their fills out of the queue: Biz never sees those calls, and
+/// the reader after them gets the first place that comes free instead of waiting behind them.
+#[tokio::test]
+async fn fills_whose_readers_all_left_leave_the_biz_queue() {
+    let app = spawn_with(
+        Options::default()
+            .set("MANGO_BIZ_MAX_CONCURRENCY", 1)
+            .set("MANGO_BIZ_QUEUE_TIMEOUT_MS", 30_000)
+            .set("MANGO_BIZ_TIMEOUT_MS", 10_000),
+    )
+    .await;
+    app.biz.set_delay(Route::Item, Duration::from_millis(800));
+    app.biz.reset_counts();
+
+    // One call holds the only place.
+    let first = {
+        let request = app
+            .client
+            .get(app.url("/api/v1/services/svc_keratin"))
+            .header("X-Store-Id", STORE);
+        tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
+    };
+    let busy = eventually(Duration::from_secs(10), || async {
+        app.biz.max_reads_in_flight() >= 1
+    })
+    .await;
+    assert!(busy, "the first read reached Biz");
+
+    // Ten readers of other keys queue behind it at once, and give up while it still holds
+    // the place.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(150))
+        .build()
+        .unwrap();
+    let gave_up = futures::future::join_all((0..10).map(|i| {
+        impatient
+            .get(app.url(&format!("/api/v1/services/svc_gone_{i}")))
+            .header("X-Store-Id", STORE)
+            .send()
+    }))
+    .await;
+    assert!(
+        gave_up.iter().all(|r| r.is_err()),
+        "every impatient reader was still queued when it left"
+    );
+
+    // A patient reader is next in line.
+    let last = app.get("/api/v1/services/svc_blowdry").await;
+    assert_eq!(last.status(), 200);
+    assert_eq!(first.await.unwrap(), 200);
+    assert_eq!(
+        app.biz.calls(Route::Item),
+        2,
+        "the abandoned fills never reached Biz"
+    );
+}

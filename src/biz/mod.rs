@@ -6,6 +6,9 @@
 //! flood of cold misses (each a distinct key, which coalescing cannot join) costs a slow Biz
 //! at most that many requests, and what cannot be served in time is answered at once (STALE
 //! when a copy exists, else 503 with `Retry-After`) instead of waiting in an unbounded queue.
+//! A call made for readers (`for_readers`) also leaves the queue as soon as none of them
+//! waits any more, so when a flood stops, the calls of its abandoned requests do not hold
+//! the places the next readers need.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -125,6 +128,22 @@ pub struct BizClient {
     api_key: Secret,
     permits: Arc<tokio::sync::Semaphore>,
     queue_timeout: Duration,
+    /// Asked while a call waits for a place (`for_readers`): false once nobody waits for it.
+    still_wanted: Option<StillWanted>,
+}
+
+/// Whether anyone still waits for a call's answer (see `BizClient::for_readers`).
+pub type StillWanted = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// How often a call waiting for a place looks whether its readers still wait.
+const READERS_CHECK: Duration = Duration::from_millis(20);
+
+/// Why a call got no place among the calls in flight.
+enum Shed {
+    /// None came free within the queue timeout.
+    Full,
+    /// Nobody waits for the answer any more.
+    Abandoned,
 }
 
 impl BizClient {
@@ -141,7 +160,17 @@ impl BizClient {
             api_key: config.api_key.clone(),
             permits: Arc::new(tokio::sync::Semaphore::new(config.max_concurrency.max(1))),
             queue_timeout: config.queue_timeout,
+            still_wanted: None,
         })
+    }
+
+    /// This client for calls made on behalf of readers who may leave: a call still waiting
+    /// for a place when `still_wanted` says nobody waits any more is abandoned.
+    pub fn for_readers(&self, still_wanted: StillWanted) -> Self {
+        Self {
+            still_wanted: Some(still_wanted),
+            ..self.clone()
+        }
     }
 
     /// `BASE/biz-api/v1/SEGMENTS…`, each segment percent-encoded (ids are not trusted).
@@ -169,13 +198,18 @@ impl BizClient {
         what: &'static str,
         request: reqwest::RequestBuilder,
     ) -> Result<bytes::Bytes, BizError> {
-        let Some(_permit) = self.permit().await else {
+        let _permit = match self.permit().await {
+            Ok(permit) => permit,
             // Not logged per call: under a flood that would be a line per shed request.
-            metrics::counter!("mango_biz_requests_total", "call" => what, "outcome" => "shed")
-                .increment(1);
-            return Err(BizError::Unavailable(
-                "too many Biz calls in flight; shed".into(),
-            ));
+            Err(shed) => {
+                let (outcome, why) = match shed {
+                    Shed::Full => ("shed", "too many Biz calls in flight; shed"),
+                    Shed::Abandoned => ("abandoned", "no reader waits for this Biz call"),
+                };
+                metrics::counter!("mango_biz_requests_total", "call" => what, "outcome" => outcome)
+                    .increment(1);
+                return Err(BizError::Unavailable(why.into()));
+            }
         };
         let started = Instant::now();
         let result = self.send_inner(request).await;
@@ -205,15 +239,31 @@ impl BizClient {
         result
     }
 
-    /// A place among the calls in flight, at once or within the queue timeout.
-    async fn permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+    /// A place among the calls in flight, at once or within the queue timeout, while someone
+    /// still waits for the answer.
+    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Shed> {
         if let Ok(permit) = self.permits.try_acquire() {
-            return Some(permit);
+            return Ok(permit);
         }
-        tokio::time::timeout(self.queue_timeout, self.permits.acquire())
-            .await
-            .ok()?
-            .ok()
+        let deadline = tokio::time::Instant::now() + self.queue_timeout;
+        // Pinned once, so the call keeps its place in the (fair) queue between checks.
+        let acquire = self.permits.acquire();
+        tokio::pin!(acquire);
+        loop {
+            let wake = match &self.still_wanted {
+                Some(_) => deadline.min(tokio::time::Instant::now() + READERS_CHECK),
+                None => deadline,
+            };
+            if let Ok(permit) = tokio::time::timeout_at(wake, &mut acquire).await {
+                return permit.map_err(|_| Shed::Full);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Shed::Full);
+            }
+            if self.still_wanted.as_ref().is_some_and(|wanted| !wanted()) {
+                return Err(Shed::Abandoned);
+            }
+        }
     }
 
     async fn send_inner(&self, request: reqwest::RequestBuilder) -> Result<bytes::Bytes, BizError> {

@@ -13,7 +13,7 @@
 //!   refresh the next readers get that copy at once instead of waiting on Biz again.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use moka::Expiry;
 
 use super::entry::{Entry, EntryKind, ResourceSlot, item_body, list_body};
 use super::feed::FeedState;
-use crate::biz::{AvailabilityQuery, BizClient, BizError};
+use crate::biz::{AvailabilityQuery, BizClient, BizError, StillWanted};
 use crate::clock::SharedClock;
 use crate::config::CacheConfig;
 use crate::db::{CachedItem, Db, DbError};
@@ -74,6 +74,9 @@ struct Pending {
     generation: u64,
     /// When it began (monotonic, see `FeedState`).
     started: u64,
+    /// How many readers wait for it (`Reading`): a fill still queued for a Biz call when the
+    /// last one has left is abandoned (`still_wanted`).
+    readers: Arc<AtomicUsize>,
     result: Shared<BoxFuture<'static, FillResult>>,
 }
 
@@ -257,7 +260,7 @@ impl CatalogCache {
     ) -> FillResult {
         let slot = self.slot(key.store_id, key.resource);
         let generation = slot.generation();
-        let result = {
+        let (result, _reading) = {
             let mut pending = self.inner.pending.lock().expect("pending lock");
             match pending.get(&key) {
                 // A fill begun under an older generation may carry pre-invalidation data:
@@ -267,10 +270,16 @@ impl CatalogCache {
                         && untrusted_since.is_none_or(|since| p.started >= since) =>
                 {
                     self.inner.coalesced.increment(1);
-                    p.result.clone()
+                    (p.result.clone(), Reading::join(&p.readers))
                 }
                 _ => {
                     let fill_id = self.inner.next_fill_id.fetch_add(1, Ordering::Relaxed);
+                    let readers = Arc::new(AtomicUsize::new(0));
+                    let reading = Reading::join(&readers);
+                    let still_wanted: StillWanted = {
+                        let (this, key, readers) = (self.clone(), key.clone(), readers.clone());
+                        Arc::new(move || this.still_wanted(&key, fill_id, &readers))
+                    };
                     let this = self.clone();
                     let (tenant, task_key) = (tenant.clone(), key.clone());
                     let task = tokio::spawn(async move {
@@ -282,7 +291,7 @@ impl CatalogCache {
                             fill_id,
                         };
                         let result = this
-                            .run_fill(&tenant, &done.key, slot, generation, stale)
+                            .run_fill(&tenant, &done.key, slot, generation, stale, still_wanted)
                             .await;
                         drop(done);
                         result
@@ -299,14 +308,28 @@ impl CatalogCache {
                             fill_id,
                             generation,
                             started: self.inner.feed.now(),
+                            readers,
                             result: result.clone(),
                         },
                     );
-                    result
+                    (result, reading)
                 }
             }
         };
         result.await
+    }
+
+    /// Whether a reader still waits for this fill; if not, it leaves `pending` (under the lock
+    /// readers join by), so a reader who comes next starts a fill of its own.
+    fn still_wanted(&self, key: &CacheKey, fill_id: u64, readers: &AtomicUsize) -> bool {
+        let mut pending = self.inner.pending.lock().expect("pending lock");
+        if readers.load(Ordering::Acquire) > 0 {
+            return true;
+        }
+        if pending.get(key).is_some_and(|p| p.fill_id == fill_id) {
+            pending.remove(key);
+        }
+        false
     }
 
     fn finish(&self, key: &CacheKey, fill_id: u64) {
@@ -323,6 +346,7 @@ impl CatalogCache {
         slot: Arc<ResourceSlot>,
         generation: u64,
         mut stale: Option<Arc<Entry>>,
+        still_wanted: StillWanted,
     ) -> FillResult {
         crate::failpoint::panic_once("fill_panics");
         let inner = &self.inner;
@@ -384,12 +408,12 @@ impl CatalogCache {
             });
         }
 
+        let biz = inner.biz.for_readers(still_wanted);
         let (ttl, stale_window) = self.lifetimes(key.resource);
         let fresh_until = now + ttl.as_millis() as i64;
         let usable_until = fresh_until + stale_window.as_millis() as i64;
         let fetched = match &key.id {
-            None => inner
-                .biz
+            None => biz
                 .list(&tenant.business_id, key.resource)
                 .await
                 .map(|items| {
@@ -404,16 +428,14 @@ impl CatalogCache {
                 let query = AvailabilityQuery::from_key(id)
                     .ok_or_else(|| BizError::Unavailable("a malformed availability key".into()));
                 match query {
-                    Ok(query) => inner
-                        .biz
+                    Ok(query) => biz
                         .availability(&tenant.business_id, &query)
                         .await
                         .map(|slots| (availability_body(&query, slots.get()), SqlWrite::None)),
                     Err(err) => Err(err),
                 }
             }
-            Some(id) => inner
-                .biz
+            Some(id) => biz
                 .item(&tenant.business_id, key.resource, id)
                 .await
                 .map(|json| {
@@ -619,6 +641,23 @@ impl CatalogCache {
                 }
             })
             .collect()
+    }
+}
+
+/// A reader waiting for a fill, counted in its `Pending::readers` while it waits (a reader
+/// whose client left is dropped with its request).
+struct Reading(Arc<AtomicUsize>);
+
+impl Reading {
+    fn join(readers: &Arc<AtomicUsize>) -> Self {
+        readers.fetch_add(1, Ordering::AcqRel);
+        Self(readers.clone())
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
