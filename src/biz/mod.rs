@@ -40,6 +40,10 @@ pub enum BizError {
     /// 401/403: our API key is wrong. Logged loudly; callers treat it as unavailable.
     #[error("Biz refused our credentials ({0}); check MANGO_BIZ_API_KEY")]
     Misconfigured(u16),
+    /// Never sent: nobody waited for the answer any more (`BizClient::for_readers`). Says
+    /// nothing about Biz.
+    #[error("nobody waits for this Biz call any more")]
+    Abandoned,
 }
 
 impl BizError {
@@ -202,13 +206,16 @@ impl BizClient {
             Ok(permit) => permit,
             // Not logged per call: under a flood that would be a line per shed request.
             Err(shed) => {
-                let (outcome, why) = match shed {
-                    Shed::Full => ("shed", "too many Biz calls in flight; shed"),
-                    Shed::Abandoned => ("abandoned", "no reader waits for this Biz call"),
+                let (outcome, err) = match shed {
+                    Shed::Full => (
+                        "shed",
+                        BizError::Unavailable("too many Biz calls in flight; shed".into()),
+                    ),
+                    Shed::Abandoned => ("abandoned", BizError::Abandoned),
                 };
                 metrics::counter!("mango_biz_requests_total", "call" => what, "outcome" => outcome)
                     .increment(1);
-                return Err(BizError::Unavailable(why.into()));
+                return Err(err);
             }
         };
         let started = Instant::now();
@@ -220,6 +227,7 @@ impl BizClient {
             Err(BizError::Rejected { .. }) => "rejected",
             Err(BizError::Misconfigured(_)) => "unauthorized",
             Err(BizError::Unavailable(_)) => "unavailable",
+            Err(BizError::Abandoned) => "abandoned",
         };
         metrics::counter!("mango_biz_requests_total", "call" => what, "outcome" => outcome)
             .increment(1);

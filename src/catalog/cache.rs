@@ -482,6 +482,9 @@ impl CatalogCache {
                     status: CacheStatus::Miss,
                 })
             }
+            // Nobody reads the answer, and Biz was not asked: the cache stays as it was (no
+            // retry backoff on a stale copy).
+            Err(err @ BizError::Abandoned) => Err(Unavailable(err.to_string())),
             Err(err) => match stale {
                 Some(entry) => {
                     entry.defer_retry(now + RETRY_BACKOFF_MS);
