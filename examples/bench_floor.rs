@@ -6,6 +6,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use serde_json::Value;
 
 fn answer(body: Bytes) -> Response {
@@ -49,7 +50,12 @@ async fn main() -> anyhow::Result<()> {
             "/api/v1/services/{id}",
             get(move || async move { answer(item.clone()) }),
         );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    // TCP_NODELAY, as nginx and mango-store set it: the floor is the best this stack can do.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await?
+        .tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
     axum::serve(listener, app).await?;
     Ok(())
 }

@@ -123,6 +123,11 @@ struct Connection {
 
 impl Connection {
     async fn run(mut self, stream: TcpStream, addr: SocketAddr) {
+        // An answer is written whole; Nagle's algorithm would only hold its tail back until
+        // the client acknowledges the previous one (a delayed ACK: up to 40 ms).
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(error = %err, "could not set TCP_NODELAY");
+        }
         let activity = Arc::new(Activity::new());
         let io = TokioIo::new(WatchedIo {
             inner: stream,
