@@ -7,7 +7,8 @@
 //! - booking clients create drafts and confirm each one concurrently on several instances,
 //!   retrying after errors, or cancel it, or let it expire;
 //! - faults: Biz answering 5xx, hanging and answering too slowly, at random; an instance killed
-//!   with SIGKILL and started again; the SQLite file locked by another connection (1.5 s).
+//!   with SIGKILL and started again; a database outage of 1.5 s (the SQLite file locked by
+//!   another connection; on SQL Server, connections refused and cut by a gate in front of it).
 //!
 //! Then (`checker/`): no read on ANY instance that began after a webhook's 2xx saw an older
 //! version; every acknowledged webhook visible on every instance; exactly one Biz booking per
@@ -21,6 +22,8 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
 
 use checker::{Ack, Draft, History, Plan, Read, rss_kib};
 use common::*;
@@ -39,6 +42,8 @@ const NONE: usize = usize::MAX;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const BIZ_TIMEOUT_MS: &str = "1000";
 const DRAFT_TTL_SECS: u64 = 3;
+/// How long each database outage lasts.
+const OUTAGE: Duration = Duration::from_millis(1500);
 const ROUTES: [Route; 4] = [
     Route::Item,
     Route::List,
@@ -534,24 +539,40 @@ async fn killer(
     instances
 }
 
-/// Holds the SQLite file's write lock from another connection for 1.5 s (a third of the way
-/// into a short run; every 100 s of a long one).
-async fn db_outages(cluster: Arc<Cluster>, db: std::path::PathBuf) {
+/// How the checker cuts the database off.
+enum Database {
+    /// Another connection holds the SQLite file's write lock.
+    SqliteFile(std::path::PathBuf),
+    /// The TDS server is behind a `gate`, which refuses and cuts connections while closed.
+    Gate(watch::Sender<bool>),
+}
+
+/// A database outage of 1.5 s (a third of the way into a short run; every 100 s of a long one).
+async fn db_outages(cluster: Arc<Cluster>, db: Database) {
     let run = cluster.deadline - cluster.epoch;
     let every = (run / 3).min(Duration::from_secs(100));
     let mut next = cluster.epoch + every;
     while next + Duration::from_secs(3) < cluster.deadline {
         tokio::time::sleep_until(next.into()).await;
-        let db = db.clone();
-        tokio::task::spawn_blocking(move || {
-            let lock = rusqlite::Connection::open(&db).unwrap();
-            lock.busy_timeout(Duration::from_secs(10)).unwrap();
-            lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
-            std::thread::sleep(Duration::from_millis(1500));
-            lock.execute_batch("ROLLBACK").unwrap();
-        })
-        .await
-        .unwrap();
+        match &db {
+            Database::SqliteFile(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || {
+                    let lock = rusqlite::Connection::open(&path).unwrap();
+                    lock.busy_timeout(Duration::from_secs(10)).unwrap();
+                    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+                    std::thread::sleep(OUTAGE);
+                    lock.execute_batch("ROLLBACK").unwrap();
+                })
+                .await
+                .unwrap();
+            }
+            Database::Gate(open) => {
+                open.send_replace(false);
+                tokio::time::sleep(OUTAGE).await;
+                open.send_replace(true);
+            }
+        }
         cluster
             .history
             .faults
@@ -559,6 +580,77 @@ async fn db_outages(cluster: Arc<Cluster>, db: std::path::PathBuf) {
             .fetch_add(1, Ordering::Relaxed);
         next += every;
     }
+}
+
+/// Resolves when the gate closes; never, once nobody can close it any more (the outages are
+/// over).
+async fn closing(is_open: &mut watch::Receiver<bool>) {
+    if is_open.wait_for(|open| !*open).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// A TCP forwarder on a port of its own to `upstream` (the TDS server). While `open` is false
+/// its listener is closed, so new connections are refused, and every forwarded connection is
+/// cut: to the instances, the database is down.
+///
+/// It runs on a thread and runtime of its own, so the database's traffic does not queue behind
+/// the checker's clients.
+fn gate(upstream: String) -> (u16, watch::Sender<bool>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (open, mut is_open) = watch::channel(true);
+    let for_connections = is_open.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    std::thread::spawn(move || {
+        runtime.block_on(async move {
+        let mut listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        loop {
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((mut inbound, _)) = accepted else { continue };
+                        let (upstream, mut is_open) = (upstream.clone(), for_connections.clone());
+                        tokio::spawn(async move {
+                            let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await
+                            else {
+                                return;
+                            };
+                            // TDS is small requests and answers: Nagle would hold each one
+                            // back until the previous one is acknowledged.
+                            let _ = (inbound.set_nodelay(true), outbound.set_nodelay(true));
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                                () = closing(&mut is_open) => {}
+                            }
+                        });
+                    }
+                    () = closing(&mut is_open) => break,
+                }
+            }
+            drop(listener);
+            // Open again (or nobody can close it any more).
+            let _ = is_open.wait_for(|open| *open).await;
+            // The port again, though cut connections left it in TIME_WAIT.
+            listener = loop {
+                let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                socket.set_reuseaddr(true).unwrap();
+                match socket
+                    .bind(([127, 0, 0, 1], port).into())
+                    .and_then(|()| socket.listen(128))
+                {
+                    Ok(listener) => break listener,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            };
+        }
+    })
+    });
+    (port, open)
 }
 
 /// The resident set of every instance, twice a second.
@@ -604,9 +696,20 @@ async fn under_faults_no_read_anywhere_is_older_than_an_answered_webhook_and_eac
     let biz_url = biz.spawn().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("checker.db");
-    let backend = match mssql_url() {
-        Some(url) => url,
-        None => format!("sqlite://{}", db.display()),
+    // On SQL Server the instances reach the server through a gate the checker can close.
+    let (backend, database) = match mssql_url() {
+        Some(url) => {
+            let mut url = url::Url::parse(&url).unwrap();
+            let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(1433));
+            let (port, open) = gate(upstream);
+            url.set_host(Some("127.0.0.1")).unwrap();
+            url.set_port(Some(port)).unwrap();
+            (url.to_string(), Database::Gate(open))
+        }
+        None => (
+            format!("sqlite://{}", db.display()),
+            Database::SqliteFile(db.clone()),
+        ),
     };
     let ttl = DRAFT_TTL_SECS.to_string();
     let env: Vec<(&str, String)> = vec![
@@ -696,10 +799,7 @@ async fn under_faults_no_read_anywhere_is_older_than_an_answered_webhook_and_eac
         seeded,
     )));
     tasks.push(tokio::spawn(memory_sampler(cluster.clone())));
-    let sqlite = mssql_url().is_none();
-    if sqlite {
-        tasks.push(tokio::spawn(db_outages(cluster.clone(), db.clone())));
-    }
+    tasks.push(tokio::spawn(db_outages(cluster.clone(), database)));
     let seeded = StdRng::seed_from_u64(rng.random());
     let killing = tokio::spawn(killer(cluster.clone(), instances, start, seeded));
     let seeded = StdRng::seed_from_u64(rng.random());
@@ -764,7 +864,11 @@ async fn under_faults_no_read_anywhere_is_older_than_an_answered_webhook_and_eac
             "memory: resident sets {max_rss:?} KiB, above {rss_limit_mib} MiB"
         ));
     }
-    let backend = if sqlite { "sqlite" } else { "mssql" };
+    let backend = if mssql_url().is_none() {
+        "sqlite"
+    } else {
+        "mssql"
+    };
     let report = cluster.history.report(
         &format!("seed {seed}, {run_for:?}, {backend}, {INSTANCES} instances"),
         &format!(", {} Biz bookings", created.len()),
