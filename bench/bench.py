@@ -76,10 +76,15 @@ def signal_group(p, sig):
 
 @contextlib.contextmanager
 def alone(name, servers):
-    """Stops every other server while `name` is measured, so it has its core to itself."""
+    """Stops every other server while `name` is measured, so it has its core to itself, and
+    gives `name` a second first: it was itself stopped until a moment ago, and a process that
+    resumes catches up on its timers (mango-store renews its memory lease and reads the feed;
+    until then its reads go to SQL). Measured at once, that second-long catch-up alone put
+    mango-store's fixed-rate p99 at 36 ms where the steady state's is 5–8 ms."""
     others = [p for n, p in servers.items() if n != name]
     for p in others:
         signal_group(p, signal.SIGSTOP)
+    time.sleep(1.0)
     try:
         yield
     finally:
@@ -737,8 +742,10 @@ def overload(args, ctx, goals):
     goals += [("overload: only 200 and 503 with Retry-After", other == 0 and with_ra == shed),
               ("overload: Biz calls bounded (<= 64 in flight on average)", calls * delay_ms / 1000 / flood_s <= 64.5),
               ("overload: peak RSS < 256 MB", peak[0] < 256),
-              ("overload: first read after the flood is a MISS within Biz's delay + 200 ms",
-               status_after == 200 and after_ms < delay_ms + 200)]
+              # Up to MANGO_BIZ_MAX_CONCURRENCY calls are still at Biz when the flood stops: the
+              # next read waits for one of them (at most a Biz delay), then makes its own.
+              ("overload: first read after the flood is a MISS within two Biz delays + 200 ms",
+               status_after == 200 and after_ms < 2 * delay_ms + 200)]
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=30)
 
