@@ -326,17 +326,16 @@ impl CatalogCache {
         if readers.load(Ordering::Acquire) > 0 {
             return true;
         }
-        if pending.get(key).is_some_and(|p| p.fill_id == fill_id) {
-            pending.remove(key);
-        }
+        forget_fill(&mut pending, key, fill_id);
         false
     }
 
     fn finish(&self, key: &CacheKey, fill_id: u64) {
-        let mut pending = self.inner.pending.lock().expect("pending lock");
-        if pending.get(key).is_some_and(|p| p.fill_id == fill_id) {
-            pending.remove(key);
-        }
+        forget_fill(
+            &mut self.inner.pending.lock().expect("pending lock"),
+            key,
+            fill_id,
+        );
     }
 
     async fn run_fill(
@@ -644,6 +643,13 @@ impl CatalogCache {
                 }
             })
             .collect()
+    }
+}
+
+/// Takes fill `fill_id` out of `pending`, unless another fill of the key has replaced it.
+fn forget_fill(pending: &mut HashMap<CacheKey, Pending>, key: &CacheKey, fill_id: u64) {
+    if pending.get(key).is_some_and(|p| p.fill_id == fill_id) {
+        pending.remove(key);
     }
 }
 
