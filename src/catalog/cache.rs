@@ -322,6 +322,10 @@ impl CatalogCache {
     /// Whether a reader still waits for this fill; if not, it leaves `pending` (under the lock
     /// readers join by), so a reader who comes next starts a fill of its own.
     fn still_wanted(&self, key: &CacheKey, fill_id: u64, readers: &AtomicUsize) -> bool {
+        // Every queued fill asks every 20 ms: while readers wait, without the shared lock.
+        if readers.load(Ordering::Acquire) > 0 {
+            return true;
+        }
         let mut pending = self.inner.pending.lock().expect("pending lock");
         if readers.load(Ordering::Acquire) > 0 {
             return true;
