@@ -600,57 +600,71 @@ fn gate(upstream: String) -> (u16, watch::Sender<bool>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
-    let (open, mut is_open) = watch::channel(true);
-    let for_connections = is_open.clone();
+    let (open, is_open) = watch::channel(true);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    std::thread::spawn(move || {
-        runtime.block_on(async move {
-        let mut listener = tokio::net::TcpListener::from_std(listener).unwrap();
-        loop {
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => {
-                        let Ok((mut inbound, _)) = accepted else { continue };
-                        let (upstream, mut is_open) = (upstream.clone(), for_connections.clone());
-                        tokio::spawn(async move {
-                            let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await
-                            else {
-                                return;
-                            };
-                            // TDS is small requests and answers: Nagle would hold each one
-                            // back until the previous one is acknowledged.
-                            let _ = (inbound.set_nodelay(true), outbound.set_nodelay(true));
-                            tokio::select! {
-                                _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                                () = closing(&mut is_open) => {}
-                            }
-                        });
-                    }
-                    () = closing(&mut is_open) => break,
-                }
-            }
-            drop(listener);
-            // Open again (or nobody can close it any more).
-            let _ = is_open.wait_for(|open| *open).await;
-            // The port again, though cut connections left it in TIME_WAIT.
-            listener = loop {
-                let socket = tokio::net::TcpSocket::new_v4().unwrap();
-                socket.set_reuseaddr(true).unwrap();
-                match socket
-                    .bind(([127, 0, 0, 1], port).into())
-                    .and_then(|()| socket.listen(128))
-                {
-                    Ok(listener) => break listener,
-                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-                }
-            };
-        }
-    })
-    });
+    std::thread::spawn(move || runtime.block_on(run_gate(listener, upstream, is_open)));
     (port, open)
+}
+
+async fn run_gate(
+    listener: std::net::TcpListener,
+    upstream: String,
+    mut is_open: watch::Receiver<bool>,
+) {
+    let port = listener.local_addr().unwrap().port();
+    let mut listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    loop {
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    if let Ok((inbound, _)) = accepted {
+                        tokio::spawn(forward(inbound, upstream.clone(), is_open.clone()));
+                    }
+                }
+                () = closing(&mut is_open) => break,
+            }
+        }
+        drop(listener);
+        // Open again (or nobody can close it any more).
+        let _ = is_open.wait_for(|open| *open).await;
+        listener = listen_again(port).await;
+    }
+}
+
+/// One connection through the gate, until either side closes it or the gate does.
+async fn forward(
+    mut inbound: tokio::net::TcpStream,
+    upstream: String,
+    mut is_open: watch::Receiver<bool>,
+) {
+    let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else {
+        return;
+    };
+    // TDS is small requests and answers: Nagle would hold each one back until the previous one
+    // is acknowledged.
+    let _ = (inbound.set_nodelay(true), outbound.set_nodelay(true));
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+        () = closing(&mut is_open) => {}
+    }
+}
+
+/// The gate's port again, though the cut connections left it in TIME_WAIT.
+async fn listen_again(port: u16) -> tokio::net::TcpListener {
+    loop {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        match socket
+            .bind(([127, 0, 0, 1], port).into())
+            .and_then(|()| socket.listen(128))
+        {
+            Ok(listener) => return listener,
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
 }
 
 /// The resident set of every instance, twice a second.
@@ -697,7 +711,7 @@ async fn under_faults_no_read_anywhere_is_older_than_an_answered_webhook_and_eac
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("checker.db");
     // On SQL Server the instances reach the server through a gate the checker can close.
-    let (backend, database) = match mssql_url() {
+    let (database_url, database) = match mssql_url() {
         Some(url) => {
             let mut url = url::Url::parse(&url).unwrap();
             let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(1433));
@@ -714,7 +728,7 @@ async fn under_faults_no_read_anywhere_is_older_than_an_answered_webhook_and_eac
     let ttl = DRAFT_TTL_SECS.to_string();
     let env: Vec<(&str, String)> = vec![
         ("MANGO_LOG", "warn".into()),
-        ("MANGO_DATABASE_URL", backend.clone()),
+        ("MANGO_DATABASE_URL", database_url.clone()),
         ("MANGO_BIZ_TIMEOUT_MS", BIZ_TIMEOUT_MS.into()),
         ("MANGO_DRAFT_TTL_SECS", ttl),
         // The booking clients stand for many customers behind one address.
@@ -799,6 +813,10 @@ async fn under_faults_no_read_anywhere_is_older_than_an_answered_webhook_and_eac
         seeded,
     )));
     tasks.push(tokio::spawn(memory_sampler(cluster.clone())));
+    let backend_name = match database {
+        Database::SqliteFile(_) => "sqlite",
+        Database::Gate(_) => "mssql",
+    };
     tasks.push(tokio::spawn(db_outages(cluster.clone(), database)));
     let seeded = StdRng::seed_from_u64(rng.random());
     let killing = tokio::spawn(killer(cluster.clone(), instances, start, seeded));
@@ -864,13 +882,8 @@ async fn under_faults_no_read_anywhere_is_older_than_an_answered_webhook_and_eac
             "memory: resident sets {max_rss:?} KiB, above {rss_limit_mib} MiB"
         ));
     }
-    let backend = if mssql_url().is_none() {
-        "sqlite"
-    } else {
-        "mssql"
-    };
     let report = cluster.history.report(
-        &format!("seed {seed}, {run_for:?}, {backend}, {INSTANCES} instances"),
+        &format!("seed {seed}, {run_for:?}, {backend_name}, {INSTANCES} instances"),
         &format!(", {} Biz bookings", created.len()),
     );
     println!("{report}");
