@@ -1,8 +1,14 @@
 //! One pooled tiberius connection, the bb8 manager that makes them, and row readers that
 //! accept the integer widths SQL Server and Babelfish may answer with.
 
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
 use tiberius::error::Error as TdsError;
 use tiberius::{ColumnData, Row, ToSql};
+use tokio::sync::{Semaphore, watch};
 
 use super::Fut;
 
@@ -13,25 +19,105 @@ pub type Client = bb8_tiberius::rt::Client;
 pub struct Conn {
     pub(crate) client: Client,
     pub(crate) broken: bool,
+    /// When an operation on it last succeeded: the server answered then.
+    pub(crate) answered_at: Instant,
 }
+
+/// A connection that answered this recently is handed out without a `SELECT 1` first. The
+/// check doubled the round trips of every operation (the feed tailer's polls included), and a
+/// connection cut since fails its next operation, which is then answered as any cut is (503,
+/// connection dropped). One idle longer (cut by a database restart or an idle timeout while
+/// nobody used it) is still checked.
+const TRUSTED_FOR: Duration = Duration::from_secs(1);
 
 pub struct Manager {
     inner: bb8_tiberius::ConnectionManager,
+    health: Arc<Health>,
+}
+
+/// Whether the server takes new connections, shared by every pool of one database.
+///
+/// A checkout that waits for a connection gives up as soon as an attempt to open one fails
+/// ([`Health::refusals`]): while the server is down a request is answered 503 at once instead
+/// of queueing for the whole connect timeout. The first refusal after a success is logged as a
+/// warning, the rest at debug level, and the first success after refusals at info level: one
+/// line when the server goes, one when it is back.
+///
+/// It also lets only [`LOGINS_AT_ONCE`] connections be opened at a time: after an outage every
+/// pool of every instance is empty, and a burst of requests would otherwise open them all at
+/// once. A login costs the server far more than a query (on Babelfish each connection is a new
+/// PostgreSQL backend that loads its catalogs: about a second of CPU for all of an instance's
+/// pool), so the pools grow a few connections at a time, each one serving the queue as soon as
+/// it is open.
+pub(crate) struct Health {
+    target: Arc<str>,
+    down: AtomicBool,
+    refusals: watch::Sender<u64>,
+    logins: Semaphore,
+}
+
+/// See [`Health`].
+const LOGINS_AT_ONCE: usize = 2;
+
+impl Health {
+    pub(crate) fn new(target: Arc<str>) -> Arc<Self> {
+        Arc::new(Self {
+            target,
+            down: AtomicBool::new(false),
+            refusals: watch::Sender::new(0),
+            logins: Semaphore::new(LOGINS_AT_ONCE),
+        })
+    }
+
+    /// Resolves when an attempt to connect fails after this call (never if none does).
+    pub(crate) fn next_refusal(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut refusals = self.refusals.subscribe();
+        async move {
+            if refusals.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    fn record<T>(&self, outcome: &Result<T, bb8_tiberius::Error>) {
+        match outcome {
+            Ok(_) => {
+                if self.down.swap(false, Ordering::AcqRel) {
+                    tracing::info!(target_db = %self.target, "SQL Server takes connections again");
+                }
+            }
+            Err(error) => {
+                self.refusals.send_modify(|n| *n += 1);
+                if self.down.swap(true, Ordering::AcqRel) {
+                    tracing::debug!(target_db = %self.target, error = %error, "SQL Server connection failed");
+                } else {
+                    tracing::warn!(target_db = %self.target, error = %error, "SQL Server connection failed");
+                }
+            }
+        }
+    }
 }
 
 impl Manager {
-    pub(crate) fn new(config: tiberius::Config) -> Self {
+    pub(crate) fn new(config: tiberius::Config, health: Arc<Health>) -> Self {
         Self {
             inner: bb8_tiberius::ConnectionManager::new(config),
+            health,
         }
     }
 
     /// Opens one connection (TCP, pre-login, TLS as configured, login).
     pub(crate) async fn open(&self) -> Result<Conn, bb8_tiberius::Error> {
-        let client = bb8::ManageConnection::connect(&self.inner).await?;
+        let client = {
+            // Never closed, so acquiring cannot fail.
+            let _turn = self.health.logins.acquire().await;
+            bb8::ManageConnection::connect(&self.inner).await
+        };
+        self.health.record(&client);
         Ok(Conn {
-            client,
+            client: client?,
             broken: false,
+            answered_at: Instant::now(),
         })
     }
 }
@@ -45,11 +131,15 @@ impl bb8::ManageConnection for Manager {
     }
 
     async fn is_valid(&self, conn: &mut Conn) -> Result<(), Self::Error> {
+        if conn.answered_at.elapsed() < TRUSTED_FOR {
+            return Ok(());
+        }
         conn.client
             .simple_query("SELECT 1")
             .await?
             .into_results()
             .await?;
+        conn.answered_at = Instant::now();
         Ok(())
     }
 

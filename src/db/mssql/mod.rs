@@ -35,7 +35,7 @@ use tiberius::error::Error as TdsError;
 use tiberius::{AuthMethod, EncryptionLevel};
 
 pub use self::conn::{Client, bind_nulls};
-pub(crate) use self::conn::{Conn, Manager, RowExt};
+pub(crate) use self::conn::{Conn, Health, Manager, RowExt};
 use super::{Database, DbError, DbResult, MssqlEncrypt, MssqlUrl, PoolStats};
 
 /// What a closure run on a pooled connection answers.
@@ -53,6 +53,7 @@ pub struct MssqlDb {
     feed: Arc<RwLock<Option<bb8::Pool<Manager>>>>,
     /// `host:port/database`, for messages (never the password).
     target: Arc<str>,
+    health: Arc<Health>,
 }
 
 fn tds_config(url: &MssqlUrl) -> tiberius::Config {
@@ -73,13 +74,19 @@ fn tds_config(url: &MssqlUrl) -> tiberius::Config {
     config
 }
 
-/// Logs connection failures bb8 meets while it retries in the background.
+/// `host:port/database`, for messages (never the password).
+fn target_of(url: &MssqlUrl) -> Arc<str> {
+    format!("{}:{}/{}", url.host, url.port, url.database).into()
+}
+
+/// What bb8 reports: failed connects (already logged by [`Health`]) and pooled connections
+/// that failed their check.
 #[derive(Debug, Clone)]
 struct LogSink(Arc<str>);
 
 impl bb8::ErrorSink<bb8_tiberius::Error> for LogSink {
     fn sink(&self, error: bb8_tiberius::Error) {
-        tracing::warn!(target_db = %self.0, error = %error, "SQL Server connection failed");
+        tracing::debug!(target_db = %self.0, error = %error, "SQL Server connection dropped");
     }
 
     fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<bb8_tiberius::Error>> {
@@ -91,14 +98,15 @@ impl MssqlDb {
     /// Connects once by hand (so that a start-up failure reports its real cause, which bb8's
     /// retries would turn into "timed out"), then builds the pool around that connection.
     pub async fn open(url: &MssqlUrl) -> anyhow::Result<Self> {
-        let target: Arc<str> = format!("{}:{}/{}", url.host, url.port, url.database).into();
+        let target = target_of(url);
         let describe = || {
             format!(
                 "MANGO_DATABASE_URL: cannot connect to SQL Server at {}:{} (database {}, user {})",
                 url.host, url.port, url.database, url.user
             )
         };
-        let manager = Manager::new(tds_config(url));
+        let health = Health::new(target.clone());
+        let manager = Manager::new(tds_config(url), health.clone());
         let first = tokio::time::timeout(url.connect_timeout, manager.open())
             .await
             .map_err(|_| anyhow!("no answer within {:?}", url.connect_timeout))
@@ -109,10 +117,14 @@ impl MssqlDb {
             bb8::Pool::builder()
                 .max_size(size)
                 .connection_timeout(url.connect_timeout)
+                // No retries with backoff (up to half the connect timeout between attempts):
+                // a checkout that finds no connection makes one attempt, and gives up when it
+                // fails, so the first request after an outage connects at once.
+                .retry_connection(false)
                 .idle_timeout(Some(Duration::from_secs(600)))
                 .max_lifetime(Some(Duration::from_secs(1800)))
                 .error_sink(Box::new(LogSink(target.clone())))
-                .build_unchecked(Manager::new(tds_config(url)))
+                .build_unchecked(Manager::new(tds_config(url), health.clone()))
         };
         let pool = build(url.pool_size);
         let feed = build(1);
@@ -121,6 +133,7 @@ impl MssqlDb {
             pool: Arc::new(RwLock::new(Some(pool))),
             feed: Arc::new(RwLock::new(Some(feed))),
             target,
+            health,
         })
     }
 
@@ -148,15 +161,27 @@ impl MssqlDb {
             )));
         };
         let target = self.target.clone();
+        let refused = self.health.next_refusal();
         let task = tokio::spawn(async move {
-            let mut conn = pool.get_owned().await.map_err(|e| match e {
-                bb8::RunError::User(e) => DbError::Unavailable(anyhow!("{target}: {e}")),
-                bb8::RunError::TimedOut => DbError::Unavailable(anyhow!(
-                    "{target}: no SQL Server connection within the connect timeout"
-                )),
-            })?;
+            let mut conn = tokio::select! {
+                biased;
+                got = pool.get_owned() => got.map_err(|e| match e {
+                    bb8::RunError::User(e) => DbError::Unavailable(anyhow!("{target}: {e}")),
+                    bb8::RunError::TimedOut => DbError::Unavailable(anyhow!(
+                        "{target}: no SQL Server connection within the connect timeout"
+                    )),
+                })?,
+                () = refused => {
+                    return Err(DbError::Unavailable(anyhow!(
+                        "{target}: SQL Server refuses connections"
+                    )));
+                }
+            };
             match tokio::time::timeout(limit, f(&mut conn)).await {
-                Ok(Ok(value)) => Ok(value),
+                Ok(Ok(value)) => {
+                    conn.answered_at = std::time::Instant::now();
+                    Ok(value)
+                }
                 Ok(Err(err)) => {
                     if is_connection_error(&err) {
                         conn.broken = true;
@@ -190,7 +215,8 @@ impl MssqlDb {
 /// One unpooled connection to the URL's database (for tools and tests; the service uses the
 /// pool).
 pub async fn client(url: &MssqlUrl) -> anyhow::Result<Client> {
-    let conn = tokio::time::timeout(url.connect_timeout, Manager::new(tds_config(url)).open())
+    let manager = Manager::new(tds_config(url), Health::new(target_of(url)));
+    let conn = tokio::time::timeout(url.connect_timeout, manager.open())
         .await
         .map_err(|_| {
             anyhow!(
@@ -329,6 +355,7 @@ impl Database for MssqlDb {
             pool: self.feed.clone(),
             feed: self.feed.clone(),
             target: self.target.clone(),
+            health: self.health.clone(),
         })
     }
 }
