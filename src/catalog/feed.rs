@@ -22,13 +22,14 @@
 //! - Tailers poll every `POLL_EVERY`, so the wait is a few tens of milliseconds.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::CatalogCache;
 use crate::clock::{SharedClock, unix_ms_now};
-use crate::db::{Db, FeedAck};
+use crate::db::{Db, DbResult, FeedAck};
 use crate::domain::Scope;
 
 pub const POLL_EVERY: Duration = Duration::from_millis(20);
@@ -48,7 +49,7 @@ const DEAD_AFTER: Duration = LEASE
 /// lease stands only on a row that has been visible at least this long.
 const VIEW_FRESH: Duration = Duration::from_millis(50);
 /// A waiter's re-read of the acknowledgements.
-const WAIT_POLL: Duration = Duration::from_millis(5);
+const WAIT_POLL: Duration = Duration::from_millis(10);
 /// Monotonic clocks of two processes may run at slightly different rates.
 const WAIT_MARGIN: Duration = Duration::from_millis(50);
 /// Feed entries are kept this long (an instance that falls further behind drops its memory).
@@ -69,6 +70,15 @@ fn nanos(d: Duration) -> u64 {
 /// Whether `ack` is of an instance that may still hold a lease.
 fn live(ack: &FeedAck, now_ms: i64) -> bool {
     now_ms - ack.heartbeat_ms <= DEAD_AFTER.as_millis() as i64
+}
+
+/// `read`'s value, if it has one by `deadline`: a database that stops answering must not hold
+/// a webhook's answer past the leases it waits out.
+async fn by<T>(deadline: Instant, read: impl Future<Output = DbResult<T>>) -> Option<T> {
+    tokio::time::timeout_at(deadline.into(), read)
+        .await
+        .ok()
+        .and_then(Result::ok)
 }
 
 /// This instance's side of the feed: where it has read to, and its memory lease.
@@ -221,7 +231,7 @@ impl CatalogCache {
                 .find(|a| a.instance_id == id && live(a, now))
                 .map(|a| a.applied_id)
         };
-        let Ok(mut acks) = db.feed_acks().await else {
+        let Some(mut acks) = by(deadline, db.feed_acks()).await else {
             // Who is running is unknown: wait out every lease.
             tokio::time::sleep_until(deadline.into()).await;
             return;
@@ -234,7 +244,7 @@ impl CatalogCache {
         if waiting.is_empty() {
             return;
         }
-        let Ok(target) = db.latest_invalidation().await else {
+        let Some(target) = by(deadline, db.latest_invalidation()).await else {
             tokio::time::sleep_until(deadline.into()).await;
             return;
         };
@@ -255,7 +265,7 @@ impl CatalogCache {
                 break;
             }
             tokio::time::sleep(WAIT_POLL).await;
-            if let Ok(fresh) = db.feed_acks().await {
+            if let Some(fresh) = by(deadline, db.feed_acks()).await {
                 acks = fresh;
             }
         }
