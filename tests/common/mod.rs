@@ -537,11 +537,20 @@ impl ServeProcess {
         let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = lines.clone();
         let stdout = child.stdout.take().unwrap();
+        // `MANGO_TEST_SERVE_LOGS=DIR` also keeps each process's log in `DIR/PORT.log`.
+        let mut copy = std::env::var_os("MANGO_TEST_SERVE_LOGS").map(|dir| {
+            std::fs::File::create(std::path::Path::new(&dir).join(format!("{port}.log")))
+                .expect("the log copy can be created")
+        });
         std::thread::spawn(move || {
+            use std::io::Write;
             for line in std::io::BufReader::new(stdout)
                 .lines()
                 .map_while(Result::ok)
             {
+                if let Some(file) = copy.as_mut() {
+                    let _ = writeln!(file, "{line}");
+                }
                 sink.lock().unwrap().push(line);
             }
         });
