@@ -749,7 +749,15 @@ async fn under_faults_no_read_anywhere_is_older_than_an_answered_webhook_and_eac
             let (db, biz_url, env) = (db.clone(), biz_url.clone(), env.clone());
             Box::pin(async move {
                 let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                ServeProcess::start(&db, &biz_url, &env).await
+                // As a supervisor would: `serve` exits when the database is down at start-up
+                // (a restart can fall in an outage), so it is started again a moment later.
+                for _ in 0..10 {
+                    if let Some(process) = ServeProcess::try_start(&db, &biz_url, &env).await {
+                        return process;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                panic!("the server starts")
             })
                 as std::pin::Pin<Box<dyn std::future::Future<Output = ServeProcess> + Send>>
         }

@@ -507,6 +507,18 @@ impl ServeProcess {
         biz_url: &str,
         extra: &[(&str, &str)],
     ) -> ServeProcess {
+        Self::try_start(db_path, biz_url, extra)
+            .await
+            .expect("the server starts")
+    }
+
+    /// As [`Self::start`], but `None` when the process exits before it answers (`serve` exits
+    /// non-zero when the database is down at start-up) or does not answer within 20 s.
+    pub async fn try_start(
+        db_path: &std::path::Path,
+        biz_url: &str,
+        extra: &[(&str, &str)],
+    ) -> Option<ServeProcess> {
         use std::io::BufRead;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -555,16 +567,22 @@ impl ServeProcess {
             }
         });
         let base = format!("http://127.0.0.1:{port}");
+        let mut process = ServeProcess { child, base, lines };
         let client = reqwest::Client::new();
         let started = std::time::Instant::now();
-        while client.get(format!("{base}/healthz")).send().await.is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "the server starts"
-            );
+        while client
+            .get(format!("{}/healthz", process.base))
+            .send()
+            .await
+            .is_err()
+        {
+            let exited = process.child.try_wait().unwrap().is_some();
+            if exited || started.elapsed() > Duration::from_secs(20) {
+                return None;
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        ServeProcess { child, base, lines }
+        Some(process)
     }
 
     pub fn sigterm(&self) {
