@@ -105,8 +105,8 @@ async fn main() -> anyhow::Result<()> {
     };
 
     // `MANGO_BENCH_DATABASE_URL` (an `mssql://` URL) runs it on that database instead of a
-    // fresh SQLite file; ids and the store's slug then carry this run's start time, so runs
-    // on one database do not meet each other's deliveries.
+    // fresh SQLite file; ids, the store's slug and key and the business then carry this run's
+    // start time, so runs on one database do not meet each other's deliveries or stores.
     let shared = std::env::var("MANGO_BENCH_DATABASE_URL").ok();
     let run = if shared.is_some() {
         format!("{}_", mango_store::clock::unix_ms_now())
@@ -117,7 +117,14 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/salon");
     let biz = FakeBiz::new(BIZ_KEY);
-    let business = biz.load_fixtures(&fixtures)?;
+    // On a shared database the business is this run's own too: every earlier run's store of
+    // the fixtures' business would otherwise be invalidated by each webhook of this one.
+    let (fixture_business, catalog) = mango_store::fakebiz::BizCatalog::load_dir(&fixtures)?;
+    let business = match run.trim_end_matches('_') {
+        "" => fixture_business,
+        run => format!("{fixture_business}_{run}"),
+    };
+    biz.add_business(&business, catalog);
     let biz_url = biz.spawn().await?;
     let settings = Settings::from_pairs([
         (
@@ -143,7 +150,7 @@ async fn main() -> anyhow::Result<()> {
             theme: "{}".into(),
             custom_domain: None,
             allowed_origins: vec![],
-            api_key_hash: "bench-not-a-real-key-hash".into(),
+            api_key_hash: format!("bench-not-a-real-key-hash-{store}"),
             now_ms: now,
         })
         .await?;
