@@ -582,91 +582,6 @@ async fn db_outages(cluster: Arc<Cluster>, db: Database) {
     }
 }
 
-/// Resolves when the gate closes; never, once nobody can close it any more (the outages are
-/// over).
-async fn closing(is_open: &mut watch::Receiver<bool>) {
-    if is_open.wait_for(|open| !*open).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
-/// A TCP forwarder on a port of its own to `upstream` (the TDS server). While `open` is false
-/// its listener is closed, so new connections are refused, and every forwarded connection is
-/// cut: to the instances, the database is down.
-///
-/// It runs on a thread and runtime of its own, so the database's traffic does not queue behind
-/// the checker's clients.
-fn gate(upstream: String) -> (u16, watch::Sender<bool>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (open, is_open) = watch::channel(true);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    std::thread::spawn(move || runtime.block_on(run_gate(listener, upstream, is_open)));
-    (port, open)
-}
-
-async fn run_gate(
-    listener: std::net::TcpListener,
-    upstream: String,
-    mut is_open: watch::Receiver<bool>,
-) {
-    let port = listener.local_addr().unwrap().port();
-    let mut listener = tokio::net::TcpListener::from_std(listener).unwrap();
-    loop {
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    if let Ok((inbound, _)) = accepted {
-                        tokio::spawn(forward(inbound, upstream.clone(), is_open.clone()));
-                    }
-                }
-                () = closing(&mut is_open) => break,
-            }
-        }
-        drop(listener);
-        // Open again (or nobody can close it any more).
-        let _ = is_open.wait_for(|open| *open).await;
-        listener = listen_again(port).await;
-    }
-}
-
-/// One connection through the gate, until either side closes it or the gate does.
-async fn forward(
-    mut inbound: tokio::net::TcpStream,
-    upstream: String,
-    mut is_open: watch::Receiver<bool>,
-) {
-    let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else {
-        return;
-    };
-    // TDS is small requests and answers: Nagle would hold each one back until the previous one
-    // is acknowledged.
-    let _ = (inbound.set_nodelay(true), outbound.set_nodelay(true));
-    tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-        () = closing(&mut is_open) => {}
-    }
-}
-
-/// The gate's port again, though the cut connections left it in TIME_WAIT.
-async fn listen_again(port: u16) -> tokio::net::TcpListener {
-    loop {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_reuseaddr(true).unwrap();
-        match socket
-            .bind(([127, 0, 0, 1], port).into())
-            .and_then(|()| socket.listen(128))
-        {
-            Ok(listener) => return listener,
-            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-        }
-    }
-}
-
 /// The resident set of every instance, twice a second.
 async fn memory_sampler(cluster: Arc<Cluster>) {
     while cluster.running() {
@@ -713,11 +628,7 @@ async fn under_faults_no_read_anywhere_is_older_than_an_answered_webhook_and_eac
     // On SQL Server the instances reach the server through a gate the checker can close.
     let (database_url, database) = match mssql_url() {
         Some(url) => {
-            let mut url = url::Url::parse(&url).unwrap();
-            let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(1433));
-            let (port, open) = gate(upstream);
-            url.set_host(Some("127.0.0.1")).unwrap();
-            url.set_port(Some(port)).unwrap();
+            let (mut url, open) = gate::behind_gate(&url);
             // Small pools, as for a database server sharing two cores with three instances and
             // the checker: on Babelfish each connection is a PostgreSQL backend whose T-SQL
             // parser warms up on its own (three quarters of the run's CPU under `perf`), and

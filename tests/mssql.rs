@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::sqlserver;
@@ -15,7 +13,6 @@ use mango_store::db::{
     self, CachedItem, ClaimOutcome, ClaimRules, ConfirmFinish, Db, DbError, DraftCreation,
     IdempotencyKey, NewDraft, NewEvent, NewStore, Scope, StorePatch,
 };
-use tokio::net::{TcpListener, TcpStream};
 
 /// The server under test, or `None` after printing how to run the suite.
 fn server() -> Option<String> {
@@ -48,7 +45,7 @@ impl Fresh {
         }
     }
 
-    /// The backend on it (migrated), through `url` (this database's, or a relay's).
+    /// The backend on it (migrated), through `url` (this database's, or a gate's).
     async fn connect(&mut self, url: &str) -> Db {
         let db = db::connect(&db::DatabaseUrl::parse(url).unwrap())
             .await
@@ -301,38 +298,6 @@ async fn claims_and_idempotent_creates_are_decided_by_row_counts() {
     assert_eq!(booking, serde_json::json!({"id": "bk_1"}));
 }
 
-/// A TCP relay that can be cut, to take the database away under a running pool.
-async fn relay(upstream: String) -> (String, Arc<AtomicBool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let open = Arc::new(AtomicBool::new(true));
-    let gate = open.clone();
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            if !gate.load(Ordering::SeqCst) {
-                continue;
-            }
-            let (upstream, gate) = (upstream.clone(), gate.clone());
-            tokio::spawn(async move {
-                let Ok(mut outbound) = TcpStream::connect(&upstream).await else {
-                    return;
-                };
-                let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
-                tokio::pin!(copy);
-                loop {
-                    tokio::select! {
-                        _ = &mut copy => return,
-                        _ = tokio::time::sleep(Duration::from_millis(50)) => {
-                            if !gate.load(Ordering::SeqCst) { return; }
-                        }
-                    }
-                }
-            });
-        }
-    });
-    (address, open)
-}
-
 /// While the server refuses connections a checkout fails as soon as an attempt to connect
 /// does, not after the connect timeout (30 s here); once it is back, the next operation
 /// connects at once instead of after a retry backoff.
@@ -341,21 +306,16 @@ async fn a_database_that_goes_away_is_unavailable_then_comes_back() {
     let Some(base) = server() else { return };
     let mut fresh = Fresh::new(&base).await;
     let url = fresh.url.clone();
-    let target = sqlserver::parse(&url);
-    let (address, open) = relay(format!("{}:{}", target.host, target.port)).await;
-    let mut relayed = url::Url::parse(&url).unwrap();
-    let (host, port) = address.split_once(':').unwrap();
-    relayed.set_host(Some(host)).unwrap();
-    relayed.set_port(Some(port.parse().unwrap())).unwrap();
+    let (mut gated, open) = common::gate::behind_gate(&url);
     let connect_timeout = Duration::from_secs(30);
-    relayed.query_pairs_mut().append_pair(
+    gated.query_pairs_mut().append_pair(
         "connect_timeout_ms",
         &connect_timeout.as_millis().to_string(),
     );
-    let db = fresh.connect(relayed.as_str()).await;
-    db.ping().await.expect("ready through the relay");
+    let db = fresh.connect(gated.as_str()).await;
+    db.ping().await.expect("ready through the gate");
 
-    open.store(false, Ordering::SeqCst);
+    open.send_replace(false);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = std::time::Instant::now();
     for _ in 0..3 {
@@ -369,7 +329,7 @@ async fn a_database_that_goes_away_is_unavailable_then_comes_back() {
         started.elapsed()
     );
 
-    open.store(true, Ordering::SeqCst);
+    open.send_replace(true);
     let started = std::time::Instant::now();
     let mut answers = Vec::new();
     // A connection cut within the last second may be handed out unchecked and fail once.

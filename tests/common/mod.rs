@@ -3,6 +3,7 @@
 //! of a fake Biz (real HTTP both ways) that counts calls and can be made slow or broken.
 #![allow(dead_code)]
 
+pub mod gate;
 mod sql;
 pub mod sqlserver;
 
