@@ -108,21 +108,20 @@ async fn main() -> anyhow::Result<()> {
     // fresh SQLite file; ids, the store's slug and key and the business then carry this run's
     // start time, so runs on one database do not meet each other's deliveries or stores.
     let shared = std::env::var("MANGO_BENCH_DATABASE_URL").ok();
-    let run = if shared.is_some() {
-        format!("{}_", mango_store::clock::unix_ms_now())
-    } else {
-        String::new()
-    };
-    let store = format!("bench{}", run.trim_end_matches('_'));
+    let stamp = shared
+        .as_ref()
+        .map(|_| mango_store::clock::unix_ms_now().to_string());
+    let run = stamp.as_ref().map(|s| format!("{s}_")).unwrap_or_default();
+    let store = format!("bench{}", stamp.as_deref().unwrap_or_default());
     let dir = tempfile::tempdir()?;
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/salon");
     let biz = FakeBiz::new(BIZ_KEY);
     // On a shared database the business is this run's own too: every earlier run's store of
     // the fixtures' business would otherwise be invalidated by each webhook of this one.
     let (fixture_business, catalog) = mango_store::fakebiz::BizCatalog::load_dir(&fixtures)?;
-    let business = match run.trim_end_matches('_') {
-        "" => fixture_business,
-        run => format!("{fixture_business}_{run}"),
+    let business = match &stamp {
+        None => fixture_business,
+        Some(stamp) => format!("{fixture_business}_{stamp}"),
     };
     biz.add_business(&business, catalog);
     let biz_url = biz.spawn().await?;
